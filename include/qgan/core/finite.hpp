@@ -1,0 +1,24 @@
+// Rejects NaN and Inf before any fit: a single NaN poisons min/max and every M-step sum,
+// and the result would be silent garbage rather than an error.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "qgan/core/error.hpp"
+
+namespace qgan {
+
+inline void require_finite(std::span<const float> values, std::string_view tensor_name = {}) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      detail::throw_error(detail::tensor_prefix(tensor_name), "element ", i, " is ",
+                          std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+Inf" : "-Inf"),
+                          "; quantizers need finite values");
+    }
+  }
+}
+
+}  // namespace qgan

@@ -1,0 +1,169 @@
+// The front door of the quantizer policies: fit any policy per tensor or per channel, get
+// codes and fitted params, decode them, fake-quantize for a training loop, and the
+// straight-through estimator's gradient mask. Packed storage builds on `quantized_codes`.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qgan/core/error.hpp"
+#include "qgan/core/shape.hpp"
+#include "qgan/quant/concepts.hpp"
+#include "qgan/quant/granularity.hpp"
+
+namespace qgan {
+
+struct quantize_options {
+  int bits = 4;
+  granularity grain = per_tensor{};
+  std::string_view name = {};  ///< tensor name, quoted in every error message
+};
+
+/// Codes (one byte each, unpacked) and the params of each channel.
+template <quantizer Q>
+struct quantized_codes {
+  shape_t shape{};
+  int bits = 0;
+  granularity grain = per_tensor{};
+  std::vector<typename Q::params> params{};  ///< one per channel (one for per_tensor)
+  std::vector<std::uint8_t> codes{};       ///< row-major, same order as the input
+};
+
+namespace detail {
+
+inline void require_size(std::span<const float> values, const shape_t& shape,
+                         std::string_view tensor_name) {
+  const std::size_t expected = element_count(shape, tensor_name);
+  if (values.size() != expected) {
+    throw_error(tensor_prefix(tensor_name), "shape ", to_string(shape), " holds ", expected,
+                " elements but ", values.size(), " values were given");
+  }
+}
+
+// Visits channel c's elements in row-major order: fn(flat_index).
+template <class Fn>
+void for_each_in_channel(const channel_layout& layout, std::size_t channel, Fn&& fn) {
+  for (std::size_t o = 0; o < layout.outer; ++o) {
+    const std::size_t first = layout.index(o, channel, 0);
+    for (std::size_t i = 0; i < layout.inner; ++i) fn(first + i);
+  }
+}
+
+inline std::string channel_name(std::string_view tensor_name, std::size_t channel,
+                                const channel_layout& layout) {
+  if (layout.channels == 1 || tensor_name.empty()) return std::string(tensor_name);
+  return std::string(tensor_name) + "[channel " + std::to_string(channel) + "]";
+}
+
+}  // namespace detail
+
+template <quantizer Q>
+quantized_codes<Q> quantize_codes(const Q& policy, std::span<const float> values,
+                                  const shape_t& shape, const quantize_options& options) {
+  detail::require_size(values, shape, options.name);
+  const channel_layout layout = make_channel_layout(shape, options.grain, options.name);
+  quantized_codes<Q> result{shape, options.bits, options.grain, {}, {}};
+  result.codes.resize(values.size());
+  result.params.reserve(layout.channels);
+  std::vector<float> channel_values;
+  channel_values.reserve(layout.channel_size());
+  for (std::size_t channel = 0; channel < layout.channels; ++channel) {
+    channel_values.clear();
+    detail::for_each_in_channel(layout, channel,
+                                [&](std::size_t at) { channel_values.push_back(values[at]); });
+    const std::string name = detail::channel_name(options.name, channel, layout);
+    result.params.push_back(policy.fit(channel_values, options.bits, name));
+    const auto& fitted = result.params.back();
+    detail::for_each_in_channel(layout, channel, [&](std::size_t at) {
+      result.codes[at] = static_cast<std::uint8_t>(policy.encode(values[at], fitted));
+    });
+  }
+  return result;
+}
+
+template <quantizer Q>
+std::vector<float> dequantize_codes(const Q& policy, const quantized_codes<Q>& quantized) {
+  const channel_layout layout = make_channel_layout(quantized.shape, quantized.grain);
+  if (quantized.params.size() != layout.channels || quantized.codes.size() !=
+                                                        layout.outer * layout.channels *
+                                                            layout.inner) {
+    detail::throw_error("dequantize_codes: ", quantized.params.size(), " params and ",
+                        quantized.codes.size(), " codes do not match shape ",
+                        to_string(quantized.shape));
+  }
+  std::vector<float> values(quantized.codes.size());
+  for (std::size_t channel = 0; channel < layout.channels; ++channel) {
+    const auto& fitted = quantized.params[channel];
+    detail::for_each_in_channel(layout, channel, [&](std::size_t at) {
+      values[at] = policy.decode(quantized.codes[at], fitted);
+    });
+  }
+  return values;
+}
+
+/// Quantize then dequantize: what a training loop's forward pass uses.
+template <quantizer Q>
+std::vector<float> fake_quantize(const Q& policy, std::span<const float> values,
+                                 const shape_t& shape, const quantize_options& options) {
+  return dequantize_codes(policy, quantize_codes(policy, values, shape, options));
+}
+
+/// Forward values and the straight-through estimator's mask (1: the gradient passes).
+struct fake_quant_result {
+  std::vector<float> values{};
+  std::vector<std::uint8_t> ste_mask{};
+};
+
+/// The interval a policy represents without clipping: from the lowest level minus half the
+/// gap to its neighbour to the highest level plus half its gap. A weight inside rounds to
+/// a level; a weight outside is clipped to an end level, and the straight-through
+/// estimator passes no gradient to it. (Bounding by the end levels themselves would call
+/// the largest weight clipped whenever float rounding puts minmax's top level an ulp
+/// below it.)
+template <quantizer Q>
+std::pair<float, float> representable_range(const Q& policy, const typename Q::params& fitted) {
+  std::vector<float> levels;
+  for (std::uint32_t code = 0; code < detail::level_count(fitted.bits); ++code) {
+    levels.push_back(policy.decode(code, fitted));
+  }
+  std::sort(levels.begin(), levels.end());
+  const float lowest = levels.front(), highest = levels.back();
+  return {lowest - (levels[1] - lowest) / 2.0f, highest + (highest - levels[levels.size() - 2]) / 2.0f};
+}
+
+template <quantizer Q>
+fake_quant_result fake_quantize_ste(const Q& policy, std::span<const float> values,
+                                    const shape_t& shape, const quantize_options& options) {
+  const quantized_codes<Q> quantized = quantize_codes(policy, values, shape, options);
+  const channel_layout layout = make_channel_layout(shape, options.grain, options.name);
+  fake_quant_result result{dequantize_codes(policy, quantized),
+                           std::vector<std::uint8_t>(values.size())};
+  for (std::size_t channel = 0; channel < layout.channels; ++channel) {
+    const auto [lowest, highest] = representable_range(policy, quantized.params[channel]);
+    detail::for_each_in_channel(layout, channel, [&](std::size_t at) {
+      result.ste_mask[at] = values[at] >= lowest && values[at] <= highest ? 1 : 0;
+    });
+  }
+  return result;
+}
+
+/// Backward pass of the straight-through estimator: dL/dw = dL/dq where the mask is 1.
+inline std::vector<float> ste_backward(std::span<const float> upstream_gradient,
+                                       std::span<const std::uint8_t> ste_mask) {
+  if (upstream_gradient.size() != ste_mask.size()) {
+    detail::throw_error("ste_backward: ", upstream_gradient.size(), " gradients but ",
+                        ste_mask.size(), " mask entries");
+  }
+  std::vector<float> gradient(upstream_gradient.size());
+  for (std::size_t i = 0; i < gradient.size(); ++i) {
+    gradient[i] = ste_mask[i] ? upstream_gradient[i] : 0.0f;
+  }
+  return gradient;
+}
+
+}  // namespace qgan

@@ -1,0 +1,38 @@
+// The uniform grid w ~ alpha*z + beta, z in {0..2^k-1}, shared by minmax (QGAN Eq. 3) and
+// EM (Eq. 6-10). Encode is the paper's E-step with the clamp it omits; decode is one fused
+// multiply-add so every instruction set that later decodes in SIMD can match it bit for bit.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "qgan/quant/concepts.hpp"
+
+namespace qgan {
+
+struct uniform_params {
+  float alpha = 0.0f;  ///< grid step; 0 marks a degenerate grid (constant or empty input)
+  float beta = 0.0f;   ///< value of code 0
+  int bits = 1;
+  friend bool operator==(const uniform_params&, const uniform_params&) = default;
+};
+
+namespace detail {
+
+// z = clamp(round_half_even((w - beta) / alpha), 0, 2^k - 1). Round-half-even because it
+// is what the SIMD round instructions do; on a uniform grid any tie rule picks a nearest
+// level, so the MSE does not depend on it.
+inline std::uint32_t uniform_encode(float value, const uniform_params& grid) noexcept {
+  if (!(grid.alpha > 0.0f)) return 0;
+  const float position = std::nearbyint((value - grid.beta) / grid.alpha);
+  const float clamped = std::clamp(position, 0.0f, static_cast<float>(top_code(grid.bits)));
+  return static_cast<std::uint32_t>(clamped);
+}
+
+inline float uniform_decode(std::uint32_t code, const uniform_params& grid) noexcept {
+  return std::fma(grid.alpha, static_cast<float>(code), grid.beta);
+}
+
+}  // namespace detail
+}  // namespace qgan
