@@ -18,7 +18,7 @@ shape_t shape_of(const TensorType& tensor) {
   static_assert(static_cast<int>(TensorType::Layout) == static_cast<int>(Eigen::RowMajor),
                 "qgan reads tensors as PyTorch lays them out: use Eigen::RowMajor");
   shape_t shape;
-  for (int axis = 0; axis < TensorType::NumDimensions; ++axis) shape.push_back(tensor.dimension(axis));
+  for (const Eigen::Index extent : tensor.dimensions()) shape.push_back(extent);
   return shape;
 }
 

@@ -144,9 +144,10 @@ fake_quant_result fake_quantize_ste(const Q& policy, std::span<const float> valu
   fake_quant_result result{dequantize_codes(policy, quantized),
                            std::vector<std::uint8_t>(values.size())};
   for (std::size_t channel = 0; channel < layout.channels; ++channel) {
-    const auto [lowest, highest] = representable_range(policy, quantized.params[channel]);
+    // Not a structured binding: clang 14 cannot capture those in a lambda.
+    const std::pair<float, float> range = representable_range(policy, quantized.params[channel]);
     detail::for_each_in_channel(layout, channel, [&](std::size_t at) {
-      result.ste_mask[at] = values[at] >= lowest && values[at] <= highest ? 1 : 0;
+      result.ste_mask[at] = values[at] >= range.first && values[at] <= range.second ? 1 : 0;
     });
   }
   return result;
