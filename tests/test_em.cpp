@@ -3,6 +3,7 @@
 // tanh cannot (the paper's Fig. 1 vs Fig. 3), and 2-means is exactly optimal at k = 1.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -40,13 +41,14 @@ TEST_CASE("EM's MSE never increases and ends at or below minmax's", "[em]") {
         const auto fit = paper.fit_traced(values, bits);
         const double minmax_mse = fitted_mse(qgan::minmax_quantizer{}, values, bits);
         REQUIRE_FALSE(fit.mse_trace.empty());
-        CHECK(fit.mse_trace.front() == minmax_mse);  // EM starts from minmax
+        // EM starts from minmax. Its SIMD pass sums in float blocks, qgan::mse in double.
+        CHECK(fit.mse_trace.front() == Approx(minmax_mse).epsilon(1e-6).margin(1e-30));
         for (std::size_t step = 1; step < fit.mse_trace.size(); ++step) {
           // Exact math gives <=; decoding in float adds rounding noise of ~1e-7 relative.
           CHECK(fit.mse_trace[step] <= fit.mse_trace[step - 1] * (1.0 + 1e-6));
         }
         CHECK(fit.m_steps <= paper.max_iters);
-        CHECK(fit.mse == fitted_mse(paper, values, bits));
+        CHECK(fit.mse == Approx(fitted_mse(paper, values, bits)).epsilon(1e-6).margin(1e-30));
         CHECK(fit.mse <= minmax_mse);
       }
     }
@@ -162,6 +164,40 @@ TEST_CASE("EM+ lowers the MSE where EM (paper) stalls", "[em]") {
       INFO(qgan::test::family_name(kind) << " at " << bits << " bits");
       CHECK(fitted_mse(qgan::em_quantizer::plus(), values, bits) <
             0.9 * fitted_mse(qgan::em_quantizer{}, values, bits));
+    }
+  }
+}
+
+TEST_CASE("the SIMD EM gives the plain loop's result", "[em][simd]") {
+  // Summation order differs, so only elements within a hair of a decision boundary may
+  // take the other code: |position - (z + 0.5)| < 1e-4 of a step, with position
+  // (w - beta)/alpha on the reference grid.
+  for (const auto kind : qgan::test::all_families()) {
+    for (const std::size_t size : {std::size_t{1}, std::size_t{33}, std::size_t{4099},
+                                   std::size_t{100000}}) {
+      const auto values = qgan::test::make_weights(kind, size, 31);
+      for (const int bits : {1, 2, 3, 4, 8}) {
+        for (const auto& policy : {qgan::em_quantizer{}, qgan::em_quantizer::plus()}) {
+          INFO(qgan::test::family_name(kind) << ", N = " << size << ", " << bits << " bits");
+          const auto fast = policy.fit_traced(values, bits);
+          const auto reference = policy.fit_reference(values, bits);
+          CHECK(fast.params.alpha == Approx(reference.params.alpha).epsilon(1e-5).margin(1e-30));
+          CHECK(fast.params.beta == Approx(reference.params.beta).epsilon(1e-5).margin(1e-9));
+          CHECK(fast.mse == Approx(reference.mse).epsilon(1e-6).margin(1e-30));
+          std::size_t differing = 0, off_boundary = 0;
+          for (const float value : values) {
+            const auto a = policy.encode(value, fast.params);
+            const auto b = policy.encode(value, reference.params);
+            if (a == b) continue;
+            ++differing;
+            const double position = (double(value) - reference.params.beta) / reference.params.alpha;
+            const double to_boundary = std::abs(position - std::floor(position) - 0.5);
+            if (to_boundary >= 1e-4) ++off_boundary;
+          }
+          CHECK(off_boundary == 0);
+          CHECK(differing <= size / 1000 + 1);
+        }
+      }
     }
   }
 }

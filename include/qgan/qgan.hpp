@@ -5,6 +5,7 @@
 #include "qgan/core/error.hpp"
 #include "qgan/core/finite.hpp"
 #include "qgan/core/shape.hpp"
+#include "qgan/pack/canonical.hpp"
 #include "qgan/quant/concepts.hpp"
 #include "qgan/quant/eigen.hpp"
 #include "qgan/quant/em.hpp"
@@ -17,6 +18,7 @@
 #include "qgan/quant/tanh.hpp"
 #include "qgan/quant/two_means.hpp"
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/kernels.hpp"
 
 namespace qgan {
 static_assert(quantizer<minmax_quantizer>);

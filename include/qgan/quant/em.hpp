@@ -24,6 +24,7 @@
 #include "qgan/quant/minmax.hpp"
 #include "qgan/quant/two_means.hpp"
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/kernels.hpp"
 
 namespace qgan {
 
@@ -39,7 +40,8 @@ struct em_quantizer {
   static constexpr std::string_view name = "em";
 
   int max_iters = 16;     ///< M-steps at most (the paper uses 32 at 4 bits)
-  double tol = 1e-7;      ///< stop when the MSE improves by less than tol * MSE
+  double tol = 0.0;       ///< stop when the MSE improves by less than tol * MSE (0: only
+                          ///< at a fixed point, as the paper runs it)
   bool exact_one_bit = false;           ///< EM+: exact 1-D 2-means at k = 1
   std::vector<double> restart_clips{};  ///< EM+: extra starts, minmax on mean ± c·std
 
@@ -59,8 +61,23 @@ struct em_quantizer {
     return fit_traced(values, bits, tensor_name).params;
   }
 
+  /// fit() with the MSE of every step of the paper's run; SIMD passes.
   em_fit_result fit_traced(std::span<const float> values, int bits,
                            std::string_view tensor_name = {}) const {
+    return fit_with<simd_pass>(values, bits, tensor_name);
+  }
+
+  /// The same algorithm with the plain scalar loop a user would write: the reference the
+  /// SIMD path is tested and benchmarked against.
+  em_fit_result fit_reference(std::span<const float> values, int bits,
+                              std::string_view tensor_name = {}) const {
+    return fit_with<reference_pass>(values, bits, tensor_name);
+  }
+
+ private:
+  template <class Pass>
+  em_fit_result fit_with(std::span<const float> values, int bits,
+                         std::string_view tensor_name) const {
     detail::require_bits(bits, name);
     require_finite(values, tensor_name);
     if (max_iters < 0) detail::throw_error(name, ": max_iters = ", max_iters, " is negative");
@@ -70,7 +87,7 @@ struct em_quantizer {
     if (values.empty()) return em_fit_result{.params = start};
 
     const moments stats = measure_moments(values);
-    em_fit_result result = run(values, start, stats.mean, true);
+    em_fit_result result = run<Pass>(values, start, stats.mean, true);
     if (bits == 1 && exact_one_bit) {
       keep_better(result, values, detail::optimal_two_means(values, tensor_name));
     }
@@ -79,8 +96,8 @@ struct em_quantizer {
         const double lo = std::max(stats.lowest, stats.mean - clip * stats.deviation);
         const double hi = std::min(stats.highest, stats.mean + clip * stats.deviation);
         if (!(lo < hi)) continue;
-        const em_fit_result restart = run(values, detail::minmax_grid(lo, hi, bits), stats.mean,
-                                          false);
+        const em_fit_result restart =
+            run<Pass>(values, detail::minmax_grid(lo, hi, bits), stats.mean, false);
         if (restart.mse < result.mse) {
           result.params = restart.params;
           result.mse = restart.mse;
@@ -90,6 +107,7 @@ struct em_quantizer {
     return result;
   }
 
+ public:
   std::uint32_t encode(float value, const params& grid) const noexcept {
     return detail::uniform_encode(value, grid);
   }
@@ -98,6 +116,60 @@ struct em_quantizer {
   }
 
  private:
+  // What the M-step needs from one E-step pass over the data.
+  struct pass_result {
+    double mse = 0.0, code_mean = 0.0, code_variance = 0.0, covariance = 0.0;
+  };
+
+  // The plain loop: per-level counts and centred sums in double.
+  struct reference_pass {
+    static pass_result run(std::span<const float> values, const uniform_params& grid,
+                           double mean) {
+      const std::uint32_t levels = detail::level_count(grid.bits);
+      const double count = static_cast<double>(values.size());
+      std::vector<double> level_count(levels), level_sum(levels);
+      double squared_error = 0.0;
+      for (const float value : values) {
+        const std::uint32_t code = detail::uniform_encode(value, grid);
+        const double error = static_cast<double>(value) - detail::uniform_decode(code, grid);
+        squared_error += error * error;
+        level_count[code] += 1.0;
+        level_sum[code] += static_cast<double>(value) - mean;
+      }
+      pass_result result;
+      result.mse = squared_error / count;
+      for (std::uint32_t z = 0; z < levels; ++z) result.code_mean += z * level_count[z];
+      result.code_mean /= count;
+      for (std::uint32_t z = 0; z < levels; ++z) {
+        const double offset = z - result.code_mean;
+        result.code_variance += level_count[z] * offset * offset;
+        result.covariance += offset * level_sum[z];
+      }
+      return result;
+    }
+  };
+
+  // One fused SIMD pass (qgan/simd/kernels_body.inl: em_pass): E-step, squared error and
+  // the sums of z, z^2 and (w - mean) z. Centring uses the float mean; the double
+  // correction below removes what that rounding leaves.
+  struct simd_pass {
+    static pass_result run(std::span<const float> values, const uniform_params& grid,
+                           double mean) {
+      const float float_mean = static_cast<float>(mean);
+      const simd::em_sums sums =
+          simd::native_kernels::em_pass(values.data(), values.size(), grid, float_mean);
+      const double count = static_cast<double>(values.size());
+      pass_result result;
+      result.mse = sums.squared_error / count;
+      result.code_mean = sums.code_sum / count;
+      result.code_variance = sums.code_square_sum - sums.code_sum * result.code_mean;
+      if (result.code_variance < 0.0) result.code_variance = 0.0;
+      // sum (w - float_mean) z = sum (w - mean) z + (mean - float_mean) sum z
+      result.covariance =
+          sums.centred_cross - (mean - static_cast<double>(float_mean)) * sums.code_sum;
+      return result;
+    }
+  };
   struct moments {
     double mean = 0.0, deviation = 0.0, lowest = 0.0, highest = 0.0;
   };
@@ -137,46 +209,26 @@ struct em_quantizer {
     }
   }
 
-  // One EM run from `grid`. Each pass is an E-step that also measures the current grid's
-  // MSE and the per-level counts and centred sums the M-step needs.
+  // One EM run from `grid`: each pass is an E-step that also measures the current grid's
+  // MSE and the sums the least-squares M-step needs.
+  template <class Pass>
   em_fit_result run(std::span<const float> values, uniform_params grid, double mean,
                     bool record_trace) const {
-    const std::uint32_t levels = detail::level_count(grid.bits);
-    const double count = static_cast<double>(values.size());
-    std::vector<double> level_count(levels), level_sum(levels);
     em_fit_result best{.params = grid, .mse = std::numeric_limits<double>::infinity()};
     for (int step = 0;; ++step) {
-      std::fill(level_count.begin(), level_count.end(), 0.0);
-      std::fill(level_sum.begin(), level_sum.end(), 0.0);
-      double squared_error = 0.0;
-      for (const float value : values) {
-        const std::uint32_t code = detail::uniform_encode(value, grid);
-        const double error = static_cast<double>(value) - detail::uniform_decode(code, grid);
-        squared_error += error * error;
-        level_count[code] += 1.0;
-        level_sum[code] += static_cast<double>(value) - mean;
-      }
-      const double mse = squared_error / count;
-      if (record_trace) best.mse_trace.push_back(mse);
-      if (!(mse < best.mse)) break;  // fixed point reached, or rounding made it worse
+      const pass_result pass = Pass::run(values, grid, mean);
+      if (record_trace) best.mse_trace.push_back(pass.mse);
+      if (!(pass.mse < best.mse)) break;  // fixed point reached, or rounding made it worse
       const double previous = best.mse;
       best.params = grid;
-      best.mse = mse;
-      if (step == max_iters || previous - mse < tol * previous) break;
+      best.mse = pass.mse;
+      if (step == max_iters || previous - pass.mse < tol * previous) break;
 
-      // M-step: least squares on the codes just assigned.
-      double code_mean = 0.0;
-      for (std::uint32_t z = 0; z < levels; ++z) code_mean += z * level_count[z];
-      code_mean /= count;
-      double code_variance = 0.0, covariance = 0.0;
-      for (std::uint32_t z = 0; z < levels; ++z) {
-        code_variance += level_count[z] * (z - code_mean) * (z - code_mean);
-        covariance += (z - code_mean) * level_sum[z];
-      }
+      // M-step: alpha = cov(w, z) / var(z), beta = mean(w) - alpha * mean(z). With every
+      // weight on one level any alpha fits: keep it and centre that level.
       double alpha = grid.alpha;
-      if (code_variance > 0.0) alpha = covariance / code_variance;
-      // With every weight on one level, any alpha fits; keep it and centre that level.
-      const double beta = mean - alpha * code_mean;
+      if (pass.code_variance > 0.0) alpha = pass.covariance / pass.code_variance;
+      const double beta = mean - alpha * pass.code_mean;
       if (!(alpha > 0.0) || !std::isfinite(alpha) || !std::isfinite(beta)) break;
       grid.alpha = static_cast<float>(alpha);
       grid.beta = static_cast<float>(beta);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -30,6 +31,16 @@ inline uniform_params minmax_grid(double lo, double hi, int bits, std::string_vi
 }
 
 }  // namespace detail
+
+/// Smallest and largest of count >= 1 finite values: the reference for the SIMD kernel.
+template <class Tag = void>
+inline void minmax_ref(const float* values, std::size_t count, float& lowest,
+                       float& highest) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    lowest = values[i] < lowest ? values[i] : lowest;
+    highest = values[i] > highest ? values[i] : highest;
+  }
+}
 
 struct minmax_quantizer {
   using params = uniform_params;

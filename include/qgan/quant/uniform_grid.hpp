@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "qgan/quant/concepts.hpp"
@@ -23,16 +24,41 @@ namespace detail {
 // z = clamp(round_half_even((w - beta) / alpha), 0, 2^k - 1). Round-half-even because it
 // is what the SIMD round instructions do; on a uniform grid any tie rule picks a nearest
 // level, so the MSE does not depend on it.
+template <class Tag = void>
 inline std::uint32_t uniform_encode(float value, const uniform_params& grid) noexcept {
   if (!(grid.alpha > 0.0f)) return 0;
   const float position = std::nearbyint((value - grid.beta) / grid.alpha);
-  const float clamped = std::clamp(position, 0.0f, static_cast<float>(top_code(grid.bits)));
+  const float top = static_cast<float>(top_code(grid.bits));
+  // Written out rather than std::clamp, whose shared instantiation an AVX-512 translation
+  // unit could otherwise hand to an SSE2 caller (see qgan/pack/canonical.hpp).
+  const float clamped = position < 0.0f ? 0.0f : (top < position ? top : position);
   return static_cast<std::uint32_t>(clamped);
 }
 
+template <class Tag = void>
 inline float uniform_decode(std::uint32_t code, const uniform_params& grid) noexcept {
   return std::fma(grid.alpha, static_cast<float>(code), grid.beta);
 }
 
 }  // namespace detail
 }  // namespace qgan
+
+namespace qgan::detail {
+
+// Whole-array forms of the grid's encode and decode: the scalar references the SIMD
+// kernels are tested against. `Tag` as in qgan/pack/canonical.hpp.
+template <class Tag = void>
+inline void encode_uniform_ref(const float* values, std::size_t count, const uniform_params& grid,
+                               std::uint8_t* codes) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    codes[i] = static_cast<std::uint8_t>(uniform_encode<Tag>(values[i], grid));
+  }
+}
+
+template <class Tag = void>
+inline void decode_uniform_ref(const std::uint8_t* codes, std::size_t count,
+                               const uniform_params& grid, float* values) noexcept {
+  for (std::size_t i = 0; i < count; ++i) values[i] = uniform_decode<Tag>(codes[i], grid);
+}
+
+}  // namespace qgan::detail

@@ -1,0 +1,139 @@
+// The SIMD kernels (qgan/simd/kernels_body.inl) against their scalar references, for the
+// instruction set this file is compiled for (CI builds the tests once with the default
+// x86-64 flags, SSE2, and once with -march=native, AVX-512 on CI's machine). Sizes 0..4099
+// (every size up to 300, then a stride), unaligned starts, and every bit width 1..8.
+// Codes are compared bit for bit; floats too where the instruction set fuses the
+// multiply-add, as the reference's std::fma does.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "qgan/pack/canonical.hpp"
+#include "qgan/simd/kernels.hpp"
+#include "weights.hpp"
+
+namespace {
+
+using kernels = qgan::simd::native_kernels;
+
+std::vector<std::size_t> sweep_sizes() {
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n <= 300; ++n) sizes.push_back(n);
+  for (std::size_t n = 301; n <= 4099; n += 97) sizes.push_back(n);
+  sizes.push_back(4095);
+  sizes.push_back(4096);
+  sizes.push_back(4099);
+  return sizes;
+}
+
+std::vector<std::uint8_t> random_codes(std::size_t count, int bits, std::uint32_t seed) {
+  std::mt19937 generator(seed);
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+  std::vector<std::uint8_t> codes(count);
+  for (auto& value : codes) value = static_cast<std::uint8_t>(code(generator));
+  return codes;
+}
+
+}  // namespace
+
+TEST_CASE("SIMD pack and unpack match the canonical reference", "[kernels]") {
+  INFO("instruction set " << xsimd::default_arch::name());
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (const std::size_t count : sweep_sizes()) {
+      const auto codes = random_codes(count, bits, static_cast<std::uint32_t>(count * 8 + std::size_t(bits)));
+      const std::size_t bytes = qgan::pack::packed_size(count, bits);
+      std::vector<std::uint8_t> simd_packed(bytes + 1, 0xAB), ref_packed(bytes + 1, 0xAB);
+      kernels::pack_codes(codes.data(), count, bits, simd_packed.data());
+      qgan::pack::pack_ref(codes.data(), count, bits, ref_packed.data());
+      INFO(bits << " bits, " << count << " codes");
+      REQUIRE(simd_packed == ref_packed);  // the guard byte past the end is untouched too
+      const std::size_t first = count % 7;  // an unaligned start
+      const std::size_t length = count - first;
+      std::vector<std::uint8_t> simd_codes(length), ref_codes(length);
+      kernels::unpack(ref_packed.data(), first, length, bits, simd_codes.data());
+      qgan::pack::unpack_ref(ref_packed.data(), first, length, bits, ref_codes.data());
+      REQUIRE(simd_codes == ref_codes);
+      REQUIRE(std::equal(ref_codes.begin(), ref_codes.end(), codes.begin() + std::ptrdiff_t(first)));
+    }
+  }
+}
+
+TEST_CASE("SIMD dequantize matches the reference", "[kernels]") {
+  INFO("instruction set " << xsimd::default_arch::name());
+  for (int bits = 1; bits <= 8; ++bits) {
+    const qgan::uniform_params grid{.alpha = 0.00731f, .beta = -0.0917f, .bits = bits};
+    // Without FMA the SIMD decode rounds alpha*z (error <= 2^-24 |alpha z|) and then the
+    // sum (<= 2^-24 |result|), while the reference's fma rounds once (<= 2^-24 |result|):
+    // apart by at most 3 * 2^-24 * (|alpha| (2^k - 1) + |beta|).
+    const double largest = std::abs(double(grid.alpha)) * ((1 << bits) - 1) + std::abs(double(grid.beta));
+    const double bound = kernels::fused_multiply_add ? 0.0 : 3.0 * std::ldexp(largest, -24);
+    for (const std::size_t count : sweep_sizes()) {
+      const auto codes = random_codes(count, bits, static_cast<std::uint32_t>(count + 1000));
+      std::vector<std::uint8_t> packed(qgan::pack::packed_size(count, bits));
+      qgan::pack::pack_ref(codes.data(), count, bits, packed.data());
+      const std::size_t first = (count * 3) % 11 < count ? (count * 3) % 11 : 0;
+      const std::size_t length = count - first;
+      std::vector<float> simd_values(length + 1, -7.0f), ref_values(length + 1, -7.0f);
+      kernels::dequantize_uniform(packed.data(), first, length, bits, grid, simd_values.data());
+      qgan::pack::dequantize_uniform_ref(packed.data(), first, length, bits, grid, ref_values.data());
+      double worst = 0.0;
+      for (std::size_t i = 0; i <= length; ++i) {
+        worst = std::max(worst, std::abs(double(simd_values[i]) - double(ref_values[i])));
+      }
+      INFO(bits << " bits, " << count << " codes from " << first);
+      REQUIRE(worst <= bound);
+      REQUIRE(simd_values[length] == -7.0f);
+    }
+  }
+}
+
+TEST_CASE("SIMD encode and minmax match the reference", "[kernels]") {
+  INFO("instruction set " << xsimd::default_arch::name());
+  for (const std::size_t count : sweep_sizes()) {
+    auto values = qgan::test::make_weights(qgan::test::family::laplacian, count + 3, 77);
+    const float* start = values.data() + 3;  // not aligned to a register
+    for (int bits = 1; bits <= 8; ++bits) {
+      const qgan::uniform_params grid{.alpha = 0.011f, .beta = -0.043f, .bits = bits};
+      std::vector<std::uint8_t> simd_codes(count), ref_codes(count);
+      kernels::encode_uniform(start, count, grid, simd_codes.data());
+      qgan::detail::encode_uniform_ref(start, count, grid, ref_codes.data());
+      INFO(bits << " bits, " << count << " values");
+      REQUIRE(simd_codes == ref_codes);
+    }
+    if (count == 0) continue;
+    float simd_low = start[0], simd_high = start[0], ref_low = start[0], ref_high = start[0];
+    kernels::minmax(start, count, simd_low, simd_high);
+    qgan::minmax_ref(start, count, ref_low, ref_high);
+    REQUIRE(simd_low == ref_low);
+    REQUIRE(simd_high == ref_high);
+  }
+}
+
+TEST_CASE("SIMD EM pass matches the reference sums", "[kernels][em]") {
+  for (const std::size_t count : sweep_sizes()) {
+    const auto values = qgan::test::make_weights(qgan::test::family::gaussian, count, 5);
+    for (int bits = 1; bits <= 8; bits += 1) {
+      const qgan::uniform_params grid{.alpha = 0.04f / float((1 << bits) - 1), .beta = -0.02f, .bits = bits};
+      const float mean = 0.001f;
+      const auto fast = kernels::em_pass(values.data(), count, grid, mean);
+      qgan::simd::em_sums exact;
+      for (const float value : values) {
+        const auto z = qgan::detail::uniform_encode(value, grid);
+        const double error = double(value) - qgan::detail::uniform_decode(z, grid);
+        exact.squared_error += error * error;
+        exact.code_sum += z;
+        exact.code_square_sum += double(z) * z;
+        exact.centred_cross += (double(value) - mean) * z;
+      }
+      INFO(bits << " bits, " << count << " values");
+      REQUIRE(fast.code_sum == exact.code_sum);  // integers: exact in any order
+      REQUIRE(fast.code_square_sum == exact.code_square_sum);
+      // Double sums in another order: relative 1e-12 of the summed magnitudes.
+      REQUIRE(fast.squared_error == Approx(exact.squared_error).epsilon(1e-12).margin(1e-300));
+      REQUIRE(fast.centred_cross == Approx(exact.centred_cross).epsilon(1e-9).margin(1e-12));
+    }
+  }
+}
