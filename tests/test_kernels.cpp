@@ -69,7 +69,7 @@ TEST_CASE("SIMD dequantize matches the reference", "[kernels]") {
     // sum (<= 2^-24 |result|), while the reference's fma rounds once (<= 2^-24 |result|):
     // apart by at most 3 * 2^-24 * (|alpha| (2^k - 1) + |beta|).
     const double largest = std::abs(double(grid.alpha)) * ((1 << bits) - 1) + std::abs(double(grid.beta));
-    const double bound = kernels::fused_multiply_add ? 0.0 : 3.0 * std::ldexp(largest, -24);
+    const double bound = kernels::has_fused_multiply_add ? 0.0 : 3.0 * std::ldexp(largest, -24);
     for (const std::size_t count : sweep_sizes()) {
       const auto codes = random_codes(count, bits, static_cast<std::uint32_t>(count + 1000));
       std::vector<std::uint8_t> packed(qgan::pack::packed_size(count, bits));

@@ -19,6 +19,17 @@ struct kernels {
   static constexpr std::size_t lanes = float_batch::size;  ///< floats per register
   static constexpr std::size_t double_lanes = double_batch::size;
 
+  /// a*b + c rounded once, as std::fma in the references. xsimd 8.1 has no AVX-512 fma
+  /// and falls back to a*b + c, which GCC happens to fuse and clang does not.
+  static float_batch fused_multiply_add(const float_batch& a, const float_batch& b,
+                                        const float_batch& c) noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+      return float_batch(_mm512_fmadd_ps(a, b, c));
+    } else {
+      return xsimd::fma(a, b, c);
+    }
+  }
+
   /// min and max of count values into lowest/highest (which the caller seeds).
   static void minmax(const float* values, std::size_t count, float& lowest,
                      float& highest) noexcept {
@@ -60,14 +71,14 @@ struct kernels {
 
   // Without a fused multiply-add the SIMD decode would round twice and disagree with the
   // reference's fma; on those instruction sets the pass runs the exact scalar loop.
-  static constexpr bool fused_multiply_add =
+  static constexpr bool has_fused_multiply_add =
       std::is_base_of_v<xsimd::avx512f, Arch> || std::is_base_of_v<xsimd::fma3<xsimd::avx2>, Arch> ||
       std::is_base_of_v<xsimd::fma3<xsimd::sse4_2>, Arch> || std::is_base_of_v<xsimd::fma3<xsimd::avx>, Arch>;
 
   static simd::em_sums em_pass(const float* values, std::size_t count, const uniform_params& grid,
                          float mean) noexcept {
     simd::em_sums sums;
-    if constexpr (!fused_multiply_add) return em_pass_tail(values, count, grid, mean, sums);
+    if constexpr (!has_fused_multiply_add) return em_pass_tail(values, count, grid, mean, sums);
     const float_batch alpha(grid.alpha), beta(grid.beta), zero(0.0f);
     const float_batch top(static_cast<float>(detail::top_code(grid.bits)));
     // Codes and decoded levels come from float registers exactly as the reference makes
@@ -82,9 +93,9 @@ struct kernels {
       const float_batch x = float_batch::load_unaligned(values + i);
       float_batch z = zero;
       if (grid.alpha > 0.0f) z = xsimd::min(xsimd::max(xsimd::nearbyint((x - beta) / alpha), zero), top);
-      const float_batch q = xsimd::fma(alpha, z, beta);
+      const float_batch q = fused_multiply_add(alpha, z, beta);
       code_acc += z;
-      square_acc = xsimd::fma(z, z, square_acc);
+      square_acc += z * z;  // exact: small integers
       x.store_aligned(x_lanes);
       z.store_aligned(z_lanes);
       q.store_aligned(q_lanes);
@@ -195,7 +206,7 @@ struct kernels {
     const float_batch alpha(grid.alpha), beta(grid.beta);
     const std::size_t done = for_each_code_batch(
         packed, first, count, bits, head, [&](std::size_t at, const i32_batch& codes) {
-          xsimd::fma(alpha, xsimd::batch_cast<float>(codes), beta).store_unaligned(values + at);
+          fused_multiply_add(alpha, xsimd::batch_cast<float>(codes), beta).store_unaligned(values + at);
         });
     pack::dequantize_uniform_ref<Arch>(packed, first + done, count - done, bits, grid, values + done);
   }

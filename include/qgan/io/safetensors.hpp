@@ -1,0 +1,815 @@
+// Reader and writer for safetensors, the file format trained PyTorch models ship in
+// (https://github.com/huggingface/safetensors). Model files come from strangers, so the
+// reader maps the file and checks every rule of the format before it hands out one byte;
+// each failure is a qgan::error naming the file, the tensor and the field, e.g.
+// "model.safetensors: tensor 'gen.0.weight': shape [64,3,4,4] of F32 needs 12288 bytes but
+// data_offsets [0,1000] span 1000".
+//
+// Layout: an 8-byte little-endian header length N (at most 100,000,000), N bytes of UTF-8
+// JSON (an object, optionally padded with trailing spaces) naming each tensor's dtype, shape
+// and data_offsets [begin, end) within the data section, then the data section, whose every
+// byte belongs to exactly one tensor. Data starts at byte 8 + N, which need not be aligned
+// for any type: it is read with memcpy, never through a cast pointer.
+//
+// API (namespace qgan::io; the header JSON goes through nlohmann/json, so link
+// nlohmann_json::nlohmann_json):
+//   enum class dtype                 every dtype the format defines (22, see below)
+//   dtype_name(dtype) -> "BF16"      dtype_from_name("BF16") -> std::optional<dtype>
+//   dtype_bits(dtype) -> 4..64       is_float_readable(dtype): F32, F16, BF16, F64
+//   tensor_byte_size(dtype, shape, name = {}) -> bytes; throws on overflow or when the
+//       element count times the bit width is not a whole number of bytes (sub-byte dtypes)
+//   struct safetensors_tensor { name, type, shape, bytes }      a view, never a copy
+//   make_f32_tensor(name, shape, std::span<const float>)        a view for the writer
+//   class safetensors_file (move-only)
+//     open(path)             maps the file read-only (POSIX mmap); owns the mapping
+//     parse(bytes, source)   BORROWS bytes: they must outlive the object and every view
+//                            taken from it; source names the input in error messages
+//     tensors()              in data-offset order      find(name) -> pointer or nullptr
+//     at(name)               throws naming file and tensor
+//     read_float(name | tensor) -> std::vector<float>: F32 copied, F16/BF16 widened
+//                            exactly, F64 rounded to nearest (beyond float's range: +-inf);
+//                            any other dtype throws naming it: read .bytes instead
+//     metadata()             the "__metadata__" map of strings;  source()
+//   write_safetensors(path, tensors, metadata = {})
+//     Writes tensors of any dtype from their raw bytes, in the order given (reading a file
+//     and writing tensors() back keeps its layout; list larger element types first to keep
+//     every tensor aligned); header padded with spaces to a multiple of 8. Atomic: a
+//     temporary file in the same directory is written, fsynced and renamed over path.
+//
+// Dtypes and sizes, as the reference implementation (safetensors/src/tensor.rs) defines
+// them: BOOL U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 F8_E4M3FNUZ F8_E5M2FNUZ (8 bits), I16 U16 F16
+// BF16 (16), I32 U32 F32 (32), I64 U64 F64 C64 (64), F4 (4), F6_E2M3 F6_E3M2 (6). A tensor
+// takes element_count * bits / 8 bytes, and element_count * bits must be a multiple of 8:
+// sub-byte elements are packed with no padding, so an F4 tensor of shape [3] is invalid.
+// Values are little-endian, as the format prescribes; so is every host qgan supports.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qgan/core/error.hpp"
+#include "qgan/core/shape.hpp"
+#include "qgan/io/half.hpp"
+#include "qgan/io/mapped_file.hpp"
+
+namespace qgan::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; qgan copies it as it lies");
+
+// In the reference implementation's order (increasing alignment).
+enum class dtype : std::uint8_t {
+  boolean,
+  f4,
+  f6_e2m3,
+  f6_e3m2,
+  u8,
+  i8,
+  f8_e5m2,
+  f8_e4m3,
+  f8_e8m0,
+  f8_e4m3fnuz,
+  f8_e5m2fnuz,
+  i16,
+  u16,
+  f16,
+  bf16,
+  i32,
+  u32,
+  f32,
+  c64,
+  f64,
+  i64,
+  u64,
+};
+
+namespace safetensors_detail {
+
+struct dtype_info {
+  dtype type;
+  std::string_view name;
+  std::size_t bits;
+};
+
+inline constexpr std::array<dtype_info, 22> dtype_table{{
+    {dtype::boolean, "BOOL", 8},
+    {dtype::f4, "F4", 4},
+    {dtype::f6_e2m3, "F6_E2M3", 6},
+    {dtype::f6_e3m2, "F6_E3M2", 6},
+    {dtype::u8, "U8", 8},
+    {dtype::i8, "I8", 8},
+    {dtype::f8_e5m2, "F8_E5M2", 8},
+    {dtype::f8_e4m3, "F8_E4M3", 8},
+    {dtype::f8_e8m0, "F8_E8M0", 8},
+    {dtype::f8_e4m3fnuz, "F8_E4M3FNUZ", 8},
+    {dtype::f8_e5m2fnuz, "F8_E5M2FNUZ", 8},
+    {dtype::i16, "I16", 16},
+    {dtype::u16, "U16", 16},
+    {dtype::f16, "F16", 16},
+    {dtype::bf16, "BF16", 16},
+    {dtype::i32, "I32", 32},
+    {dtype::u32, "U32", 32},
+    {dtype::f32, "F32", 32},
+    {dtype::c64, "C64", 64},
+    {dtype::f64, "F64", 64},
+    {dtype::i64, "I64", 64},
+    {dtype::u64, "U64", 64},
+}};
+
+constexpr bool table_is_indexed_by_enum() {
+  for (std::size_t i = 0; i < dtype_table.size(); ++i) {
+    if (static_cast<std::size_t>(dtype_table[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(table_is_indexed_by_enum(), "dtype_table[i] must describe dtype i");
+
+// The format caps the header at 100 MB so a hostile length cannot make a reader allocate
+// without bound (safetensors MAX_HEADER_SIZE).
+inline constexpr std::uint64_t max_header_bytes = 100'000'000;
+
+inline std::uint64_t read_le64(std::span<const std::byte> bytes) noexcept {
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < 8; ++i) {
+    value |= static_cast<std::uint64_t>(std::to_integer<unsigned>(bytes[i])) << (8 * i);
+  }
+  return value;
+}
+
+// Offset of the first byte that does not start a well-formed UTF-8 sequence (overlong
+// forms, surrogates and code points above U+10FFFF included), or npos.
+inline std::size_t first_invalid_utf8(std::span<const std::byte> text) noexcept {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const unsigned lead = std::to_integer<unsigned>(text[i]);
+    if (lead < 0x80u) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code_point = 0;
+    std::uint32_t smallest = 0;
+    if ((lead & 0xe0u) == 0xc0u) {
+      length = 2, code_point = lead & 0x1fu, smallest = 0x80;
+    } else if ((lead & 0xf0u) == 0xe0u) {
+      length = 3, code_point = lead & 0x0fu, smallest = 0x800;
+    } else if ((lead & 0xf8u) == 0xf0u) {
+      length = 4, code_point = lead & 0x07u, smallest = 0x10000;
+    } else {
+      return i;
+    }
+    if (text.size() - i < length) return i;
+    for (std::size_t k = 1; k < length; ++k) {
+      const unsigned next = std::to_integer<unsigned>(text[i + k]);
+      if ((next & 0xc0u) != 0x80u) return i;
+      code_point = (code_point << 6) | (next & 0x3fu);
+    }
+    if (code_point < smallest || code_point > 0x10ffffu ||
+        (code_point >= 0xd800u && code_point <= 0xdfffu)) {
+      return i;
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+inline std::size_t first_invalid_utf8(std::string_view text) noexcept {
+  return first_invalid_utf8(std::as_bytes(std::span(text.data(), text.size())));
+}
+
+// "tensor 'x': ", quoting even the empty name, which the format allows.
+inline std::string tensor_label(std::string_view name) {
+  std::string label = "tensor '";
+  label.append(name);
+  label += "': ";
+  return label;
+}
+
+// A JSON value as it appears in the file, cut short: messages stay readable even when a
+// hostile header puts megabytes where a number belongs. Only flat values are printed:
+// dump() recurses, and a 100 MB header can nest arrays millions deep.
+inline std::string describe(const nlohmann::json& value) {
+  constexpr std::size_t max_elements = 8;
+  constexpr std::size_t max_chars = 48;
+  if (value.is_structured()) {
+    bool flat = value.size() <= max_elements;
+    for (auto item = value.begin(); flat && item != value.end(); ++item) {
+      flat = item->is_primitive();
+    }
+    if (!flat) {
+      std::string summary = value.is_array() ? "an array of " : "an object of ";
+      summary += std::to_string(value.size());
+      summary += value.is_array() ? " element" : " key";
+      if (value.size() != 1) summary += "s";
+      return summary;
+    }
+  }
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (text.size() > max_chars) {
+    text.resize(max_chars - 3);
+    text += "...";
+  }
+  return text;
+}
+
+// Built by appending: GCC 12 reports a false -Wrestrict for "literal" + std::string&&.
+inline std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
+  std::string text = "[";
+  text += std::to_string(begin);
+  text += ",";
+  text += std::to_string(end);
+  text += "]";
+  return text;
+}
+
+}  // namespace safetensors_detail
+
+// A value outside the enum (a cast from a stray integer) names itself "invalid" and has
+// 0 bits, which tensor_byte_size and so the writer reject, rather than reading past the table.
+constexpr std::string_view dtype_name(dtype type) noexcept {
+  const auto index = static_cast<std::size_t>(type);
+  return index < safetensors_detail::dtype_table.size()
+             ? safetensors_detail::dtype_table[index].name
+             : std::string_view("invalid");
+}
+
+constexpr std::size_t dtype_bits(dtype type) noexcept {
+  const auto index = static_cast<std::size_t>(type);
+  return index < safetensors_detail::dtype_table.size()
+             ? safetensors_detail::dtype_table[index].bits
+             : 0;
+}
+
+// Names are case-sensitive, as in the format ("F32", never "f32").
+constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
+  for (const auto& info : safetensors_detail::dtype_table) {
+    if (info.name == name) return info.type;
+  }
+  return std::nullopt;
+}
+
+constexpr bool is_float_readable(dtype type) noexcept {
+  return type == dtype::f32 || type == dtype::f16 || type == dtype::bf16 || type == dtype::f64;
+}
+
+// Bytes a tensor of this dtype and shape occupies. Throws qgan::error (naming the tensor
+// when a name is given) on a negative extent, on a size that overflows 64-bit arithmetic,
+// and when packed sub-byte elements do not end on a byte boundary.
+inline std::size_t tensor_byte_size(dtype type, const shape_t& shape,
+                                    std::string_view tensor_name = {}) {
+  const std::size_t count = element_count(shape, tensor_name);
+  const std::size_t bits = dtype_bits(type);
+  if (bits == 0) {
+    detail::throw_error(detail::tensor_prefix(tensor_name), "dtype value ",
+                        static_cast<unsigned>(type), " is not a safetensors dtype");
+  }
+  if (count > std::numeric_limits<std::size_t>::max() / bits) {
+    detail::throw_error(detail::tensor_prefix(tensor_name), "shape ", to_string(shape), " of ",
+                        dtype_name(type), " has more bits than fit in a size_t");
+  }
+  if ((count * bits) % 8 != 0) {
+    detail::throw_error(detail::tensor_prefix(tensor_name), "shape ", to_string(shape), " of ",
+                        dtype_name(type), " holds ", count * bits,
+                        " bits, not a whole number of bytes");
+  }
+  return count * bits / 8;
+}
+
+// One tensor: its bytes are a view into the file (or into the caller's memory when built
+// for the writer), exactly as stored: little-endian, row-major, possibly unaligned.
+struct safetensors_tensor {
+  std::string name;
+  dtype type = dtype::f32;
+  shape_t shape;
+  std::span<const std::byte> bytes;
+};
+
+using safetensors_metadata = std::map<std::string, std::string, std::less<>>;
+
+// A view of float values for write_safetensors; values must outlive the write.
+inline safetensors_tensor make_f32_tensor(std::string name, shape_t shape,
+                                          std::span<const float> values) {
+  const std::size_t count = element_count(shape, name);
+  if (count != values.size()) {
+    detail::throw_error(detail::tensor_prefix(name), "shape ", to_string(shape), " holds ", count,
+                        " elements but ", values.size(), " values were given");
+  }
+  return {std::move(name), dtype::f32, std::move(shape), std::as_bytes(values)};
+}
+
+class safetensors_file {
+ public:
+  // Maps the file read-only and validates it; error messages name the path.
+  static safetensors_file open(const std::filesystem::path& path) {
+    safetensors_file file;
+    file.source_ = path.string();
+    file.mapping_ = mapped_file::open(path);
+    file.load(file.mapping_.bytes());
+    return file;
+  }
+
+  // Validates an in-memory image of a file. Borrows: bytes must outlive the result and
+  // every tensor view taken from it. source names the input in error messages.
+  static safetensors_file parse(std::span<const std::byte> bytes, std::string source) {
+    safetensors_file file;
+    file.source_ = std::move(source);
+    file.load(bytes);
+    return file;
+  }
+
+  safetensors_file(safetensors_file&&) = default;
+  safetensors_file& operator=(safetensors_file&&) = default;
+  // Views point into the mapping, so a copy could outlive what it points at.
+  safetensors_file(const safetensors_file&) = delete;
+  safetensors_file& operator=(const safetensors_file&) = delete;
+  ~safetensors_file() = default;
+
+  // In data-offset order, the order the bytes lie in the file.
+  [[nodiscard]] std::span<const safetensors_tensor> tensors() const noexcept { return tensors_; }
+
+  [[nodiscard]] const safetensors_tensor* find(std::string_view name) const noexcept {
+    const auto found = index_.find(name);
+    return found == index_.end() ? nullptr : &tensors_[found->second];
+  }
+
+  [[nodiscard]] const safetensors_tensor& at(std::string_view name) const {
+    const safetensors_tensor* tensor = find(name);
+    if (tensor == nullptr) {
+      fail(safetensors_detail::tensor_label(name), "no such tensor (the file holds ",
+           tensors_.size(), ")");
+    }
+    return *tensor;
+  }
+
+  [[nodiscard]] std::vector<float> read_float(std::string_view name) const {
+    return read_float(at(name));
+  }
+
+  // Converts any tensor view (normally one of tensors()); errors are labelled with this
+  // file's source.
+  [[nodiscard]] std::vector<float> read_float(const safetensors_tensor& tensor) const {
+    const std::byte* in = tensor.bytes.data();
+    switch (tensor.type) {
+      case dtype::f32: {
+        std::vector<float> out(tensor.bytes.size() / sizeof(float));
+        if (!out.empty()) std::memcpy(out.data(), in, out.size() * sizeof(float));
+        return out;
+      }
+      case dtype::f16:
+      case dtype::bf16: {
+        std::vector<float> out(tensor.bytes.size() / sizeof(std::uint16_t));
+        const bool brain = tensor.type == dtype::bf16;
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          std::uint16_t bits = 0;
+          std::memcpy(&bits, in + i * sizeof bits, sizeof bits);
+          out[i] = brain ? bf16_to_float(bits) : f16_to_float(bits);
+        }
+        return out;
+      }
+      case dtype::f64: {
+        std::vector<float> out(tensor.bytes.size() / sizeof(double));
+        for (std::size_t i = 0; i < out.size(); ++i) {
+          double value = 0;
+          std::memcpy(&value, in + i * sizeof value, sizeof value);
+          // IEEE narrowing: round to nearest even, beyond float's range to +-inf, NaN kept.
+          out[i] = static_cast<float>(value);
+        }
+        return out;
+      }
+      default:
+        fail(safetensors_detail::tensor_label(tensor.name), "dtype ", dtype_name(tensor.type),
+             " cannot be read as float (read_float takes F32, F16, BF16 and F64); "
+             "read its bytes instead");
+    }
+  }
+
+  [[nodiscard]] const safetensors_metadata& metadata() const noexcept { return metadata_; }
+  [[nodiscard]] const std::string& source() const noexcept { return source_; }
+
+ private:
+  safetensors_file() = default;
+
+  template <class... Parts>
+  [[noreturn]] void fail(const Parts&... parts) const {
+    detail::throw_error(source_, ": ", parts...);
+  }
+
+  struct entry {
+    std::string name;
+    dtype type;
+    shape_t shape;
+    std::uint64_t begin;
+    std::uint64_t end;
+  };
+
+  void load(std::span<const std::byte> file) {
+    using safetensors_detail::max_header_bytes;
+    if (file.size() < 8) {
+      fail("file is ", file.size(), " bytes, shorter than the 8-byte header length");
+    }
+    const std::uint64_t header_size = safetensors_detail::read_le64(file);
+    if (header_size > max_header_bytes) {
+      fail("header length ", header_size, " exceeds the format's limit of ", max_header_bytes,
+           " bytes");
+    }
+    if (header_size > file.size() - 8) {
+      fail("header length ", header_size, " runs past the end of the file (", file.size(),
+           " bytes leave at most ", file.size() - 8, " for the header)");
+    }
+    const auto header = file.subspan(8, static_cast<std::size_t>(header_size));
+    const auto data = file.subspan(8 + header.size());
+
+    const nlohmann::json root = parse_header(header);
+    std::vector<entry> entries;
+    entries.reserve(root.size());
+    for (auto item = root.begin(); item != root.end(); ++item) {
+      if (item.key() == "__metadata__") {
+        read_metadata(item.value());
+      } else {
+        entries.push_back(read_entry(item.key(), item.value(), data.size()));
+      }
+    }
+    check_layout(entries, data.size());
+
+    tensors_.reserve(entries.size());
+    for (auto& e : entries) {
+      const auto bytes = data.subspan(static_cast<std::size_t>(e.begin),
+                                      static_cast<std::size_t>(e.end - e.begin));
+      index_.emplace(e.name, tensors_.size());
+      tensors_.push_back({std::move(e.name), e.type, std::move(e.shape), bytes});
+    }
+  }
+
+  nlohmann::json parse_header(std::span<const std::byte> header) const {
+    if (const auto bad = safetensors_detail::first_invalid_utf8(header);
+        bad != std::string_view::npos) {
+      fail("header is not valid UTF-8 (byte ", 8 + bad, " of the file)");
+    }
+    if (header.empty() || header.front() != std::byte{'{'}) {
+      fail("header must be a JSON object, starting with '{'");
+    }
+    // The format allows trailing spaces (0x20) as padding, and nothing else after the
+    // object: a JSON parser alone would also let tabs and newlines through.
+    std::size_t end = header.size();
+    while (end > 0 && header[end - 1] == std::byte{' '}) --end;
+    if (header[end - 1] != std::byte{'}'}) {
+      fail("header has bytes other than space (0x20) padding after its JSON object");
+    }
+
+    // nlohmann keeps the last of two equal keys in an object without a word; a duplicate
+    // tensor name would hide a tensor, so keys are checked object by object as they arrive.
+    struct open_object {
+      std::string name;  // the key this object is the value of ("" at the top)
+      std::set<std::string, std::less<>> keys;
+      std::string last_key;
+    };
+    std::vector<open_object> objects;
+    using event_t = nlohmann::json::parse_event_t;
+    const auto on_event = [&](int /*depth*/, event_t event, nlohmann::json& parsed) {
+      if (event == event_t::object_start) {
+        objects.push_back({objects.empty() ? std::string{} : objects.back().last_key, {}, {}});
+      } else if (event == event_t::object_end) {
+        objects.pop_back();
+      } else if (event == event_t::key) {
+        const auto& key = parsed.get_ref<const std::string&>();
+        if (!objects.back().keys.insert(key).second) {
+          // objects[1] is the tensor (or __metadata__) a nested duplicate sits in.
+          duplicate_key(objects.size(), objects.size() > 1 ? objects[1].name : std::string{}, key);
+        }
+        objects.back().last_key = key;
+      }
+      return true;
+    };
+
+    const auto* text = reinterpret_cast<const char*>(header.data());  // char may alias bytes
+    try {
+      return nlohmann::json::parse(text, text + end, on_event);
+    } catch (const nlohmann::json::exception& e) {
+      fail("header is not valid JSON: ", e.what());
+    }
+  }
+
+  [[noreturn]] void duplicate_key(std::size_t depth, const std::string& tensor,
+                                  const std::string& key) const {
+    using safetensors_detail::tensor_label;
+    if (depth == 1) {
+      if (key == "__metadata__") fail("header has '__metadata__' twice");
+      fail(tensor_label(key), "duplicate tensor name");
+    }
+    if (tensor == "__metadata__") fail("__metadata__: duplicate key '", key, "'");
+    fail(tensor_label(tensor), "duplicate field '", key, "'");
+  }
+
+  void read_metadata(const nlohmann::json& value) {
+    using safetensors_detail::describe;
+    if (!value.is_object()) {
+      fail("__metadata__ is ", describe(value), ", not an object of strings");
+    }
+    for (auto item = value.begin(); item != value.end(); ++item) {
+      if (!item.value().is_string()) {
+        fail("__metadata__: key '", item.key(), "' is ", describe(item.value()),
+             ", not a string");
+      }
+      metadata_.emplace(item.key(), item.value().get<std::string>());
+    }
+  }
+
+  // A non-negative JSON integer, or nullopt. nlohmann stores "-0" as a signed 0.
+  static std::optional<std::uint64_t> as_count(const nlohmann::json& value) {
+    if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+    if (value.is_number_integer() && value.get<std::int64_t>() == 0) return 0;
+    return std::nullopt;
+  }
+
+  entry read_entry(const std::string& name, const nlohmann::json& value,
+                   std::uint64_t data_size) const {
+    using safetensors_detail::describe;
+    const std::string label = safetensors_detail::tensor_label(name);
+    if (!value.is_object()) {
+      fail(label, "entry is ", describe(value),
+           ", not an object with dtype, shape and data_offsets");
+    }
+    for (auto item = value.begin(); item != value.end(); ++item) {
+      if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets") {
+        fail(label, "unknown field '", item.key(),
+             "' (a tensor has exactly dtype, shape and data_offsets)");
+      }
+    }
+    for (const char* field : {"dtype", "shape", "data_offsets"}) {
+      if (!value.contains(field)) fail(label, "missing field '", field, "'");
+    }
+
+    entry result{name, dtype::f32, {}, 0, 0};
+    const auto& type = value["dtype"];
+    if (!type.is_string()) fail(label, "field 'dtype' is ", describe(type), ", not a string");
+    const auto parsed_type = dtype_from_name(type.get_ref<const std::string&>());
+    if (!parsed_type) {
+      fail(label, "field 'dtype' is ", describe(type), ", not a safetensors dtype");
+    }
+    result.type = *parsed_type;
+
+    const auto& shape = value["shape"];
+    if (!shape.is_array()) {
+      fail(label, "field 'shape' is ", describe(shape), ", not an array of extents");
+    }
+    for (std::size_t axis = 0; axis < shape.size(); ++axis) {
+      const auto& extent = shape[axis];
+      const auto count = as_count(extent);
+      if (!count) {
+        fail(label, "field 'shape' has ", describe(extent), " on axis ", axis,
+             ", not a non-negative integer");
+      }
+      if (*count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        fail(label, "field 'shape' has extent ", *count, " on axis ", axis,
+             ", beyond 2^63-1");
+      }
+      result.shape.push_back(static_cast<std::int64_t>(*count));
+    }
+
+    const auto& offsets = value["data_offsets"];
+    const bool is_pair = offsets.is_array() && offsets.size() == 2;
+    const auto begin = is_pair ? as_count(offsets[0]) : std::nullopt;
+    const auto end = is_pair ? as_count(offsets[1]) : std::nullopt;
+    if (!begin || !end) {
+      fail(label, "field 'data_offsets' is ", describe(offsets),
+           ", not [begin, end] with non-negative integers");
+    }
+    result.begin = *begin;
+    result.end = *end;
+    const std::string span_text = safetensors_detail::offsets_text(result.begin, result.end);
+    if (result.begin > result.end) {
+      fail(label, "field 'data_offsets' ", span_text, " begins after it ends");
+    }
+
+    std::size_t size = 0;
+    try {
+      size = tensor_byte_size(result.type, result.shape, name);
+    } catch (const error& e) {
+      fail(e.what());
+    }
+    if (size != result.end - result.begin) {
+      fail(label, "shape ", to_string(result.shape), " of ", dtype_name(result.type), " needs ",
+           size, " bytes but data_offsets ", span_text, " span ", result.end - result.begin);
+    }
+    if (result.end > data_size) {
+      fail(label, "data_offsets ", span_text, " run past the end of the data section (",
+           data_size, " bytes)");
+    }
+    return result;
+  }
+
+  // The spans, sorted by offset, must tile the data section exactly: from 0 to its end,
+  // with no gap (bytes no tensor owns could hide anything), no overlap (two tensors
+  // writing one byte) and no trailing byte.
+  void check_layout(std::vector<entry>& entries, std::uint64_t data_size) const {
+    using safetensors_detail::offsets_text;
+    using safetensors_detail::tensor_label;
+    std::sort(entries.begin(), entries.end(), [](const entry& a, const entry& b) {
+      return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+    });
+    std::uint64_t covered = 0;
+    const entry* previous = nullptr;
+    for (const auto& e : entries) {
+      if (e.begin > covered) {
+        if (previous == nullptr) {
+          fail(tensor_label(e.name), "data_offsets ", offsets_text(e.begin, e.end),
+               " leave a gap of ", e.begin - covered, " bytes at the start of the data section");
+        }
+        fail(tensor_label(e.name), "data_offsets ", offsets_text(e.begin, e.end),
+             " leave a gap of ", e.begin - covered, " bytes after tensor '", previous->name,
+             "' ", offsets_text(previous->begin, previous->end));
+      }
+      if (e.begin < covered) {
+        fail(tensor_label(e.name), "data_offsets ", offsets_text(e.begin, e.end),
+             " overlap tensor '", previous->name, "' ",
+             offsets_text(previous->begin, previous->end));
+      }
+      covered = e.end;
+      previous = &e;
+    }
+    if (covered != data_size) {
+      fail("data section is ", data_size, " bytes but its tensors cover ", covered, " (",
+           data_size - covered, " trailing bytes)");
+    }
+  }
+
+  std::string source_;
+  mapped_file mapping_;
+  std::vector<safetensors_tensor> tensors_;
+  std::map<std::string, std::size_t, std::less<>> index_;
+  safetensors_metadata metadata_;
+};
+
+namespace safetensors_detail {
+
+// The temporary file of an atomic write: removed unless the rename succeeded.
+class pending_file {
+ public:
+  explicit pending_file(const std::filesystem::path& target) : target_(target) {
+    static std::atomic<unsigned> counter{0};
+    const std::filesystem::path directory =
+        target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+    for (int attempt = 0;; ++attempt) {
+      // Hidden, in the target's directory (rename is atomic only within one file system),
+      // unique per process and call; O_EXCL refuses to reuse a leftover.
+      std::string name = ".";
+      name += target.filename().string();
+      name += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+      path_ = directory / name;
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd_ >= 0) return;
+      if (errno != EEXIST || attempt == 100) fail("cannot create temporary file", path_);
+    }
+  }
+  pending_file(const pending_file&) = delete;
+  pending_file& operator=(const pending_file&) = delete;
+  ~pending_file() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+
+  void write(std::span<const std::byte> bytes) {
+    while (!bytes.empty()) {
+      // Linux writes at most about 2 GiB per call; loop on short writes and signals.
+      const std::size_t chunk = std::min<std::size_t>(bytes.size(), std::size_t{1} << 30);
+      const ::ssize_t written = ::write(fd_, bytes.data(), chunk);
+      if (written < 0 && errno == EINTR) continue;
+      if (written == 0) errno = ENOSPC;  // no progress and no reason given
+      if (written <= 0) fail("cannot write", path_);
+      bytes = bytes.subspan(static_cast<std::size_t>(written));
+    }
+  }
+
+  void commit() {
+    if (::fsync(fd_) != 0) fail("cannot fsync", path_);
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) fail("cannot close", path_);
+    if (::rename(path_.c_str(), target_.c_str()) != 0) fail("cannot rename", path_);
+    committed_ = true;
+    // Make the rename itself durable. Best effort: the new file is complete and in place,
+    // and a failure here could only make a crash bring back the previous version.
+    const std::filesystem::path directory =
+        target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
+    const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      ::fsync(dir_fd);
+      ::close(dir_fd);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const char* what, const std::filesystem::path& path) const {
+    const int code = errno;
+    detail::throw_error(target_.string(), ": ", what, " '", path.string(),
+                        "': ", std::error_code(code, std::generic_category()).message());
+  }
+
+  std::filesystem::path target_;
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace safetensors_detail
+
+// Writes tensors (any dtype, from their raw little-endian bytes) and metadata to path,
+// atomically; see the opening comment. Throws qgan::error naming path, and the tensor when
+// one is at fault (a duplicate or reserved name, bytes that disagree with dtype and shape,
+// text that is not UTF-8). On failure path is untouched and no temporary file remains.
+inline void write_safetensors(const std::filesystem::path& path,
+                              std::span<const safetensors_tensor> tensors,
+                              const safetensors_metadata& metadata = {}) {
+  using safetensors_detail::first_invalid_utf8;
+  using safetensors_detail::tensor_label;
+  const std::string where = path.string();
+  if (!path.has_filename()) detail::throw_error(where, ": not a file name");
+
+  // ordered_json keeps __metadata__ first and the tensors in data order, as a person
+  // reading the header would expect.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    auto& meta = header["__metadata__"];
+    meta = nlohmann::ordered_json::object();
+    for (const auto& [key, value] : metadata) {
+      if (first_invalid_utf8(key) != std::string_view::npos ||
+          first_invalid_utf8(value) != std::string_view::npos) {
+        detail::throw_error(where, ": __metadata__: key '", key, "' or its value is not UTF-8");
+      }
+      meta[key] = value;
+    }
+  }
+  std::set<std::string_view> names;
+  std::uint64_t offset = 0;
+  for (const auto& tensor : tensors) {
+    const std::string label = tensor_label(tensor.name);
+    if (tensor.name == "__metadata__") {
+      detail::throw_error(where, ": ", label, "the name is reserved for the metadata");
+    }
+    if (first_invalid_utf8(tensor.name) != std::string_view::npos) {
+      detail::throw_error(where, ": ", label, "the name is not UTF-8");
+    }
+    if (!names.insert(tensor.name).second) {
+      detail::throw_error(where, ": ", label, "duplicate tensor name");
+    }
+    std::size_t size = 0;
+    try {
+      size = tensor_byte_size(tensor.type, tensor.shape, tensor.name);
+    } catch (const error& e) {
+      detail::throw_error(where, ": ", e.what());
+    }
+    if (size != tensor.bytes.size()) {
+      detail::throw_error(where, ": ", label, "shape ", to_string(tensor.shape), " of ",
+                          dtype_name(tensor.type), " needs ", size, " bytes but ",
+                          tensor.bytes.size(), " were given");
+    }
+    header[tensor.name] = {{"dtype", dtype_name(tensor.type)},
+                           {"shape", tensor.shape},
+                           {"data_offsets", {offset, offset + size}}};
+    offset += size;
+  }
+
+  std::string text = header.dump();
+  text.resize((text.size() + 7) / 8 * 8, ' ');  // data starts 8-byte aligned
+  if (text.size() > safetensors_detail::max_header_bytes) {
+    detail::throw_error(where, ": header would be ", text.size(),
+                        " bytes, beyond the format's limit of ",
+                        safetensors_detail::max_header_bytes);
+  }
+  std::array<std::byte, 8> length{};
+  for (std::size_t i = 0; i < 8; ++i) {
+    length[i] = static_cast<std::byte>((std::uint64_t{text.size()} >> (8 * i)) & 0xffu);
+  }
+
+  safetensors_detail::pending_file file(path);
+  file.write(length);
+  file.write(std::as_bytes(std::span(text.data(), text.size())));
+  for (const auto& tensor : tensors) file.write(tensor.bytes);
+  file.commit();
+}
+
+}  // namespace qgan::io
