@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -65,7 +66,9 @@ void memcpy_floats(const std::vector<float>& from, std::vector<float>& to) {
   benchmark::ClobberMemory();
 }
 
-void bm_dequantize(benchmark::State& state) {
+// A kernel on one (count, bits) case, interleaved with memcpy of the same float bytes.
+template <class Kernel>
+void against_memcpy(benchmark::State& state, Kernel&& kernel) {
   const auto count = static_cast<std::size_t>(state.range(0));
   const int bits = static_cast<int>(state.range(1));
   packed_case data(count, bits);
@@ -73,53 +76,36 @@ void bm_dequantize(benchmark::State& state) {
   interleaved(
       state,
       [&] {
-        kernels::dequantize_uniform(data.packed.data(), 0, count, bits, data.grid, data.output.data());
+        kernel(data, count, bits);
         benchmark::ClobberMemory();
       },
       [&] { memcpy_floats(data.weights, copy); });
-  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(count * sizeof(float)));
+}
+
+void bm_dequantize(benchmark::State& state) {
+  against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
+    kernels::dequantize_uniform(data.packed.data(), 0, count, bits, data.grid, data.output.data());
+  });
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * state.range(0) *
+                          std::int64_t(sizeof(float)));
 }
 
 void bm_unpack(benchmark::State& state) {
-  const auto count = static_cast<std::size_t>(state.range(0));
-  const int bits = static_cast<int>(state.range(1));
-  packed_case data(count, bits);
-  std::vector<float> copy(count);
-  interleaved(
-      state,
-      [&] {
-        kernels::unpack(data.packed.data(), 0, count, bits, data.codes.data());
-        benchmark::ClobberMemory();
-      },
-      [&] { memcpy_floats(data.weights, copy); });
+  against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
+    kernels::unpack(data.packed.data(), 0, count, bits, data.codes.data());
+  });
 }
 
 void bm_pack(benchmark::State& state) {
-  const auto count = static_cast<std::size_t>(state.range(0));
-  const int bits = static_cast<int>(state.range(1));
-  packed_case data(count, bits);
-  std::vector<float> copy(count);
-  interleaved(
-      state,
-      [&] {
-        kernels::pack_codes(data.codes.data(), count, bits, data.packed.data());
-        benchmark::ClobberMemory();
-      },
-      [&] { memcpy_floats(data.weights, copy); });
+  against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
+    kernels::pack_codes(data.codes.data(), count, bits, data.packed.data());
+  });
 }
 
 void bm_encode(benchmark::State& state) {
-  const auto count = static_cast<std::size_t>(state.range(0));
-  const int bits = static_cast<int>(state.range(1));
-  packed_case data(count, bits);
-  std::vector<float> copy(count);
-  interleaved(
-      state,
-      [&] {
-        kernels::encode_uniform(data.weights.data(), count, data.grid, data.codes.data());
-        benchmark::ClobberMemory();
-      },
-      [&] { memcpy_floats(data.weights, copy); });
+  against_memcpy(state, [](packed_case& data, std::size_t count, int /*bits*/) {
+    kernels::encode_uniform(data.weights.data(), count, data.grid, data.codes.data());
+  });
 }
 
 // EM fit, 16 iterations with tol = 0 on both sides; the baseline is the same algorithm
