@@ -6,6 +6,7 @@
 #include "qgan/core/finite.hpp"
 #include "qgan/core/shape.hpp"
 #include "qgan/pack/canonical.hpp"
+#include "qgan/pack/packed_tensor.hpp"
 #include "qgan/quant/concepts.hpp"
 #include "qgan/quant/eigen.hpp"
 #include "qgan/quant/em.hpp"
