@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -47,9 +48,23 @@ void interleaved(benchmark::State& state, Kernel&& kernel, Baseline&& baseline) 
   state.counters["x_baseline"] = baseline_seconds / kernel_seconds;
 }
 
+// Output buffers start on a 64-byte boundary, as a caller that cares about streaming
+// stores allocates them (std::vector's large blocks sit 16 bytes past a page boundary).
+template <class T>
+struct cache_line_allocator {
+  using value_type = T;
+  cache_line_allocator() = default;
+  template <class U> cache_line_allocator(const cache_line_allocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  friend bool operator==(const cache_line_allocator&, const cache_line_allocator&) { return true; }
+};
+using aligned_floats = std::vector<float, cache_line_allocator<float>>;
+
 // Inputs for one (count, bits) case, made once per benchmark.
 struct packed_case {
-  std::vector<float> weights, output;
+  std::vector<float> weights;
+  aligned_floats output;
   std::vector<std::uint8_t> codes, packed;
   qgan::uniform_params grid;
   packed_case(std::size_t count, int bits)
@@ -61,7 +76,7 @@ struct packed_case {
   }
 };
 
-void memcpy_floats(const std::vector<float>& from, std::vector<float>& to) {
+void memcpy_floats(const std::vector<float>& from, aligned_floats& to) {
   std::memcpy(to.data(), from.data(), from.size() * sizeof(float));
   benchmark::ClobberMemory();
 }
@@ -72,7 +87,7 @@ void against_memcpy(benchmark::State& state, Kernel&& kernel) {
   const auto count = static_cast<std::size_t>(state.range(0));
   const int bits = static_cast<int>(state.range(1));
   packed_case data(count, bits);
-  std::vector<float> copy(count);
+  aligned_floats copy(count);
   interleaved(
       state,
       [&] {

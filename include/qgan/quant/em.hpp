@@ -79,14 +79,15 @@ struct em_quantizer {
   em_fit_result fit_with(std::span<const float> values, int bits,
                          std::string_view tensor_name) const {
     detail::require_bits(bits, name);
-    require_finite(values, tensor_name);
     if (max_iters < 0) detail::throw_error(name, ": max_iters = ", max_iters, " is negative");
     if (!(tol >= 0.0)) detail::throw_error(name, ": tol = ", tol, " must be >= 0");
-    const minmax_quantizer minmax;
-    const uniform_params start = minmax.fit(values, bits, tensor_name);
-    if (values.empty()) return em_fit_result{.params = start};
-
-    const moments stats = measure_moments(values);
+    if (values.empty()) {
+      require_finite(values, tensor_name);
+      return em_fit_result{.params = minmax_quantizer{}.fit(values, bits, tensor_name)};
+    }
+    const bool restarting = bits >= 2 && !restart_clips.empty();
+    const moments stats = Pass::measure(values, restarting, tensor_name);
+    const uniform_params start = detail::minmax_grid(stats.lowest, stats.highest, bits, tensor_name);
     em_fit_result result = run<Pass>(values, start, stats.mean, true);
     if (bits == 1 && exact_one_bit) {
       keep_better(result, values, detail::optimal_two_means(values, tensor_name));
@@ -116,6 +117,10 @@ struct em_quantizer {
   }
 
  private:
+  struct moments {
+    double mean = 0.0, deviation = 0.0, lowest = 0.0, highest = 0.0;
+  };
+
   // What the M-step needs from one E-step pass over the data.
   struct pass_result {
     double mse = 0.0, code_mean = 0.0, code_variance = 0.0, covariance = 0.0;
@@ -123,6 +128,12 @@ struct em_quantizer {
 
   // The plain loop: per-level counts and centred sums in double.
   struct reference_pass {
+    static moments measure(std::span<const float> values, bool /*with_deviation*/,
+                           std::string_view tensor_name) {
+      require_finite(values, tensor_name);
+      return measure_moments(values);
+    }
+
     static pass_result run(std::span<const float> values, const uniform_params& grid,
                            double mean) {
       const std::uint32_t levels = detail::level_count(grid.bits);
@@ -153,6 +164,24 @@ struct em_quantizer {
   // the sums of z, z^2 and (w - mean) z. Centring uses the float mean; the double
   // correction below removes what that rounding leaves.
   struct simd_pass {
+    // One fused pass for min, max and sum (a NaN or Inf makes the sum non-finite, and the
+    // scalar check then names it); the deviation only when restarts need it.
+    static moments measure(std::span<const float> values, bool with_deviation,
+                           std::string_view tensor_name) {
+      const auto summary = simd::native_kernels::summarize(values.data(), values.size());
+      if (!std::isfinite(summary.sum)) require_finite(values, tensor_name);
+      moments stats;
+      stats.lowest = summary.lowest;
+      stats.highest = summary.highest;
+      stats.mean = summary.sum / static_cast<double>(values.size());
+      if (with_deviation) {
+        stats.deviation = std::sqrt(
+            simd::native_kernels::centred_square_sum(values.data(), values.size(), stats.mean) /
+            static_cast<double>(values.size()));
+      }
+      return stats;
+    }
+
     static pass_result run(std::span<const float> values, const uniform_params& grid,
                            double mean) {
       const float float_mean = static_cast<float>(mean);
@@ -170,10 +199,6 @@ struct em_quantizer {
       return result;
     }
   };
-  struct moments {
-    double mean = 0.0, deviation = 0.0, lowest = 0.0, highest = 0.0;
-  };
-
   static moments measure_moments(std::span<const float> values) {
     moments stats;
     double sum = 0.0;

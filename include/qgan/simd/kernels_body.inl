@@ -17,7 +17,6 @@ struct kernels {
   using i32_batch = xsimd::batch<std::int32_t, Arch>;
   using double_batch = xsimd::batch<double, Arch>;
   static constexpr std::size_t lanes = float_batch::size;  ///< floats per register
-  static constexpr std::size_t double_lanes = double_batch::size;
 
   /// a*b + c rounded once, as std::fma in the references. xsimd 8.1 has no AVX-512 fma
   /// and falls back to a*b + c, which GCC happens to fuse and clang does not.
@@ -28,6 +27,90 @@ struct kernels {
     } else {
       return xsimd::fma(a, b, c);
     }
+  }
+
+  /// The two halves of a float register widened to double registers (lanes/2 each).
+  static void to_double_halves(const float_batch& x, double_batch& low, double_batch& high) noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+      const __m512 v = x;
+      low = double_batch(_mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+      high = double_batch(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    } else if constexpr (std::is_base_of_v<xsimd::avx, Arch>) {
+      const __m256 v = x;
+      low = double_batch(_mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+      high = double_batch(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    } else {
+      const __m128 v = x;
+      low = double_batch(_mm_cvtps_pd(v));
+      high = double_batch(_mm_cvtps_pd(_mm_movehl_ps(v, v)));
+    }
+  }
+
+  /// Smallest, largest and sum (in double) of count values, in one pass. A NaN or an
+  /// infinity makes the sum non-finite, which is how callers detect one.
+  struct summary {
+    float lowest = 0.0f, highest = 0.0f;
+    double sum = 0.0;
+  };
+
+  static summary summarize(const float* values, std::size_t count) noexcept {
+    summary result;
+    if (count == 0) return result;
+    result.lowest = result.highest = values[0];
+    std::size_t i = 0;
+    if (count >= lanes) {
+      float_batch low = float_batch::load_unaligned(values), high = low;
+      double_batch sum_low(0.0), sum_high(0.0);
+      for (; i + lanes <= count; i += lanes) {
+        const float_batch x = float_batch::load_unaligned(values + i);
+        low = xsimd::min(low, x);
+        high = xsimd::max(high, x);
+        double_batch x_low, x_high;
+        to_double_halves(x, x_low, x_high);
+        sum_low += x_low;
+        sum_high += x_high;
+      }
+      alignas(64) float low_lanes[lanes], high_lanes[lanes];
+      low.store_aligned(low_lanes);
+      high.store_aligned(high_lanes);
+      qgan::minmax_ref<Arch>(low_lanes, lanes, result.lowest, result.highest);
+      qgan::minmax_ref<Arch>(high_lanes, lanes, result.lowest, result.highest);
+      result.sum = xsimd::hadd(sum_low + sum_high);
+    }
+    qgan::minmax_ref<Arch>(values + i, count - i, result.lowest, result.highest);
+    for (; i < count; ++i) result.sum += values[i];
+    return result;
+  }
+
+  /// Sum of (value - mean)^2 in double.
+  static double centred_square_sum(const float* values, std::size_t count, double mean) noexcept {
+    double_batch acc_low(0.0), acc_high(0.0);
+    const double_batch centre(mean);
+    std::size_t i = 0;
+    for (; i + lanes <= count; i += lanes) {
+      double_batch x_low, x_high;
+      to_double_halves(float_batch::load_unaligned(values + i), x_low, x_high);
+      acc_low = xsimd::fma(x_low - centre, x_low - centre, acc_low);
+      acc_high = xsimd::fma(x_high - centre, x_high - centre, acc_high);
+    }
+    double total = xsimd::hadd(acc_low + acc_high);
+    for (; i < count; ++i) total += (values[i] - mean) * (values[i] - mean);
+    return total;
+  }
+
+  /// round_half_even((x - beta) / alpha), as the reference computes it, but with a
+  /// multiply by 1/alpha: that differs from the division by at most 2 ulp, which moves the
+  /// rounded result only where the quotient lies within ~1e-4 of a half-integer (for
+  /// positions up to 2^8). Registers with a lane that close take the division.
+  static float_batch grid_position(const float_batch& x, const float_batch& beta,
+                                   const float_batch& alpha, const float_batch& inverse_alpha) noexcept {
+    const float_batch shifted = x - beta;
+    const float_batch scaled = shifted * inverse_alpha;
+    const float_batch rounded = xsimd::nearbyint(scaled);
+    if (xsimd::any(xsimd::abs(scaled - rounded) > float_batch(0.499f))) {
+      return xsimd::nearbyint(shifted / alpha);
+    }
+    return rounded;
   }
 
   /// min and max of count values into lowest/highest (which the caller seeds).
@@ -57,13 +140,10 @@ struct kernels {
     if (grid.alpha > 0.0f) {
       const float_batch alpha(grid.alpha), beta(grid.beta), zero(0.0f);
       const float_batch top(static_cast<float>(detail::top_code(grid.bits)));
-      alignas(64) std::int32_t lane_codes[lanes];
       for (; i + lanes <= count; i += lanes) {
         const float_batch position =
             xsimd::nearbyint((float_batch::load_unaligned(values + i) - beta) / alpha);
-        xsimd::batch_cast<std::int32_t>(xsimd::min(xsimd::max(position, zero), top))
-            .store_aligned(lane_codes);
-        for (std::size_t j = 0; j < lanes; ++j) codes[i + j] = static_cast<std::uint8_t>(lane_codes[j]);
+        store_bytes(codes + i, xsimd::batch_cast<std::int32_t>(xsimd::min(xsimd::max(position, zero), top)));
       }
     }
     detail::encode_uniform_ref<Arch>(values + i, count - i, grid, codes + i);
@@ -78,33 +158,40 @@ struct kernels {
   static simd::em_sums em_pass(const float* values, std::size_t count, const uniform_params& grid,
                          float mean) noexcept {
     simd::em_sums sums;
-    if constexpr (!has_fused_multiply_add) return em_pass_tail(values, count, grid, mean, sums);
+    // A degenerate grid (alpha = 0: every code 0) is rare enough for the scalar loop, and
+    // keeping it out leaves the SIMD loop without a branch on alpha.
+    if (!has_fused_multiply_add || !(grid.alpha > 0.0f)) {
+      return em_pass_tail(values, count, grid, mean, sums);
+    }
     const float_batch alpha(grid.alpha), beta(grid.beta), zero(0.0f);
     const float_batch top(static_cast<float>(detail::top_code(grid.bits)));
     // Codes and decoded levels come from float registers exactly as the reference makes
-    // them; the error and cross terms are then formed and summed in double lanes, because
-    // EM's trajectory amplifies float-sum noise in the M-step into different grids.
-    const double_batch centre(static_cast<double>(mean));
-    double_batch error_acc(0.0), cross_acc(0.0);
+    // them. The sums are formed in double lanes: EM's trajectory amplifies float-sum noise
+    // in the M-step into different grids, and a noisy squared error makes it stop a step
+    // early or late. The error x - q is exact in float wherever x and q are within a
+    // factor 2 (Sterbenz) and off by 2^-24 relative elsewhere; the cross sum is sum x*z
+    // minus mean * sum z at the end (in double that centring loses nothing measurable).
+    // Separate accumulators per register half: one chain of dependent FMAs per register
+    // would bound the loop by the FMA latency instead of its throughput.
+    double_batch cross_low(0.0), cross_high(0.0), error_low_acc(0.0), error_high_acc(0.0);
     float_batch code_acc(0.0f), square_acc(0.0f);
-    alignas(64) float x_lanes[lanes], z_lanes[lanes], q_lanes[lanes];
+    const float_batch inverse_alpha(1.0f / grid.alpha);
     std::size_t i = 0, registers = 0;
     for (; i + lanes <= count; i += lanes) {
       const float_batch x = float_batch::load_unaligned(values + i);
-      float_batch z = zero;
-      if (grid.alpha > 0.0f) z = xsimd::min(xsimd::max(xsimd::nearbyint((x - beta) / alpha), zero), top);
-      const float_batch q = fused_multiply_add(alpha, z, beta);
+      const float_batch z =
+          xsimd::min(xsimd::max(grid_position(x, beta, alpha, inverse_alpha), zero), top);
+      const float_batch error = x - fused_multiply_add(alpha, z, beta);
       code_acc += z;
-      square_acc += z * z;  // exact: small integers
-      x.store_aligned(x_lanes);
-      z.store_aligned(z_lanes);
-      q.store_aligned(q_lanes);
-      for (std::size_t h = 0; h < lanes; h += double_lanes) {
-        const double_batch xd = double_batch::load_aligned(x_lanes + h);
-        const double_batch error = xd - double_batch::load_aligned(q_lanes + h);
-        error_acc = xsimd::fma(error, error, error_acc);
-        cross_acc = xsimd::fma(xd - centre, double_batch::load_aligned(z_lanes + h), cross_acc);
-      }
+      square_acc = fused_multiply_add(z, z, square_acc);  // exact: small integers
+      double_batch x_low, x_high, z_low, z_high, error_low, error_high;
+      to_double_halves(x, x_low, x_high);
+      to_double_halves(z, z_low, z_high);
+      to_double_halves(error, error_low, error_high);
+      cross_low = xsimd::fma(x_low, z_low, cross_low);
+      cross_high = xsimd::fma(x_high, z_high, cross_high);
+      error_low_acc = xsimd::fma(error_low, error_low, error_low_acc);
+      error_high_acc = xsimd::fma(error_high, error_high, error_high_acc);
       // Float code sums, lanes added together included, stay exact below 2^24.
       constexpr std::size_t exact_registers = (std::size_t{1} << 24) / (lanes * 255 * 255);
       if (++registers == exact_registers) {
@@ -116,8 +203,9 @@ struct kernels {
     }
     sums.code_sum += static_cast<double>(xsimd::hadd(code_acc));
     sums.code_square_sum += static_cast<double>(xsimd::hadd(square_acc));
-    sums.squared_error += xsimd::hadd(error_acc);
-    sums.centred_cross += xsimd::hadd(cross_acc);
+    sums.squared_error += xsimd::hadd(error_low_acc + error_high_acc);
+    const double cross = xsimd::hadd(cross_low + cross_high);
+    sums.centred_cross += cross - static_cast<double>(mean) * sums.code_sum;
     return em_pass_tail(values + i, count - i, grid, mean, sums);
   }
 
@@ -154,37 +242,50 @@ struct kernels {
 
   /// Calls emit(offset, codes as i32 batch) for each register of codes in
   /// [first, first + count) whose word is whole, and returns how many codes it covered
-  /// starting from `head` (elements before `head` are the caller's to handle).
-  template <class Emit>
-  static std::size_t for_each_code_batch(const std::uint8_t* packed, std::size_t first,
-                                         std::size_t count, int bits, std::size_t head,
-                                         Emit&& emit) noexcept {
-    const std::size_t codes_per_word = 32 / static_cast<std::size_t>(bits);
-    const std::size_t chunks_per_word = codes_per_word >= lanes ? codes_per_word / lanes : 1;
-    const std::size_t words_per_batch = codes_per_word >= lanes ? 1 : lanes / codes_per_word;
-    const std::size_t group = chunks_per_word * lanes;  // codes per step, whole words
-    u32_batch multipliers[8];  // chunks_per_word <= 32 codes / 4 lanes
-    for (std::size_t c = 0; c < chunks_per_word; ++c) multipliers[c] = extract_multipliers(bits, c);
+  /// starting from `head` (elements before `head` are the caller's to handle). The width
+  /// is a template parameter so every loop bound and load size is a constant.
+  template <int Bits, class Emit>
+  static std::size_t for_each_code_batch_of(const std::uint8_t* packed, std::size_t first,
+                                            std::size_t count, std::size_t head,
+                                            Emit&& emit) noexcept {
+    constexpr std::size_t codes_per_word = 32 / Bits;
+    constexpr std::size_t chunks_per_word = codes_per_word >= lanes ? codes_per_word / lanes : 1;
+    constexpr std::size_t words_per_batch = codes_per_word >= lanes ? 1 : lanes / codes_per_word;
+    constexpr std::size_t group = chunks_per_word * lanes;  // codes per step, whole words
+    u32_batch multipliers[chunks_per_word];
+    for (std::size_t c = 0; c < chunks_per_word; ++c) multipliers[c] = extract_multipliers(Bits, c);
     // Lane j of a multi-word register reads word (j * k) / 32 of the group.
     alignas(64) std::uint32_t lane_word[lanes];
-    for (std::size_t j = 0; j < lanes; ++j) lane_word[j] = static_cast<std::uint32_t>((j * static_cast<std::size_t>(bits)) / 32);
+    for (std::size_t j = 0; j < lanes; ++j) lane_word[j] = static_cast<std::uint32_t>((j * Bits) / 32);
     const u32_batch lane_word_batch = u32_batch::load_aligned(lane_word);
-    const int drop = 32 - bits;
     std::size_t i = head;
     for (; i + group <= count; i += group) {
-      const std::uint8_t* source = packed + ((first + i) * static_cast<std::size_t>(bits)) / 8;
-      std::uint32_t words[8];
-      std::memcpy(words, source, words_per_batch * 4);
+      const std::uint8_t* source = packed + ((first + i) * Bits) / 8;
+      std::uint32_t words[words_per_batch];
+      std::memcpy(words, source, sizeof(words));
       u32_batch word(words[0]);
       for (std::size_t w = 1; w < words_per_batch; ++w) {
-        word = xsimd::select(lane_word_batch == u32_batch(static_cast<std::uint32_t>(w)), u32_batch(words[w]), word);
+        word = xsimd::select(lane_word_batch == u32_batch(static_cast<std::uint32_t>(w)),
+                             u32_batch(words[w]), word);
       }
       for (std::size_t c = 0; c < chunks_per_word; ++c) {
-        const u32_batch codes = (word * multipliers[c]) >> drop;
+        const u32_batch codes = (word * multipliers[c]) >> (32 - Bits);
         emit(i + c * lanes, xsimd::bitwise_cast<i32_batch>(codes));
       }
     }
     return i;
+  }
+
+  template <class Emit>
+  static std::size_t for_each_code_batch(const std::uint8_t* packed, std::size_t first,
+                                         std::size_t count, int bits, std::size_t head,
+                                         Emit&& emit) noexcept {
+    switch (bits) {
+      case 1: return for_each_code_batch_of<1>(packed, first, count, head, emit);
+      case 2: return for_each_code_batch_of<2>(packed, first, count, head, emit);
+      case 4: return for_each_code_batch_of<4>(packed, first, count, head, emit);
+      default: return for_each_code_batch_of<8>(packed, first, count, head, emit);
+    }
   }
 
   // Elements before the first whole word: the head the references take.
@@ -194,9 +295,72 @@ struct kernels {
     return head < count ? head : count;
   }
 
+  /// Outputs of at least this many floats (16 MiB, half of a 32 MiB L3) are written with
+  /// non-temporal stores: they cannot stay in cache anyway, and ordinary stores would
+  /// first read every output line (read-for-ownership), doubling the memory traffic.
+  static constexpr std::size_t streaming_threshold = std::size_t{1} << 22;
+  static constexpr std::size_t streaming_chunk = 4096;  ///< floats decoded per L1-sized chunk
+
+  /// Non-temporal store of one register to register-aligned memory (xsimd 8.1 has none).
+  static void stream_store(float* aligned_dst, const float_batch& x) noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+      _mm512_stream_ps(aligned_dst, x);
+    } else if constexpr (std::is_base_of_v<xsimd::avx, Arch>) {
+      _mm256_stream_ps(aligned_dst, x);
+    } else {
+      _mm_stream_ps(aligned_dst, x);
+    }
+  }
+
+  static bool register_aligned(const float* pointer) noexcept {
+    return reinterpret_cast<std::uintptr_t>(pointer) % (lanes * sizeof(float)) == 0;
+  }
+
+  /// dst[i] = src[i] with non-temporal stores for the register-aligned body of dst.
+  static void stream_copy(float* dst, const float* src, std::size_t count) noexcept {
+    std::size_t i = 0;
+    while (i < count && !register_aligned(dst + i)) {
+      dst[i] = src[i];
+      ++i;
+    }
+    for (; i + lanes <= count; i += lanes) stream_store(dst + i, float_batch::load_unaligned(src + i));
+    for (; i < count; ++i) dst[i] = src[i];
+  }
+
   /// values[i] = alpha * code(first + i) + beta, straight from the canonical layout.
   static void dequantize_uniform(const std::uint8_t* packed, std::size_t first, std::size_t count,
                                  int bits, const uniform_params& grid, float* values) noexcept {
+    if (count < streaming_threshold) {
+      dequantize_uniform_cached(packed, first, count, bits, grid, values);
+      return;
+    }
+    const std::size_t head = head_length(first, count, bits);
+    if (word_aligned_width(bits) && register_aligned(values + head)) {
+      // The first whole code word lands on a register boundary of the output: stream
+      // each decoded register straight out.
+      pack::dequantize_uniform_ref<Arch>(packed, first, head, bits, grid, values);
+      const float_batch alpha(grid.alpha), beta(grid.beta);
+      const std::size_t done = for_each_code_batch(
+          packed, first, count, bits, head, [&](std::size_t at, const i32_batch& codes) {
+            stream_store(values + at, fused_multiply_add(alpha, xsimd::batch_cast<float>(codes), beta));
+          });
+      pack::dequantize_uniform_ref<Arch>(packed, first + done, count - done, bits, grid, values + done);
+      _mm_sfence();
+      return;
+    }
+    // Otherwise decode L1-sized chunks and stream them out from there.
+    alignas(64) float chunk[streaming_chunk];
+    for (std::size_t done = 0; done < count; done += streaming_chunk) {
+      const std::size_t length = count - done < streaming_chunk ? count - done : streaming_chunk;
+      dequantize_uniform_cached(packed, first + done, length, bits, grid, chunk);
+      stream_copy(values + done, chunk, length);
+    }
+    _mm_sfence();  // order the streaming stores before anything the caller does next
+  }
+
+  static void dequantize_uniform_cached(const std::uint8_t* packed, std::size_t first,
+                                        std::size_t count, int bits, const uniform_params& grid,
+                                        float* values) noexcept {
     if (!word_aligned_width(bits) || lanes * static_cast<std::size_t>(bits) > 8 * 32) {
       pack::dequantize_uniform_ref<Arch>(packed, first, count, bits, grid, values);
       return;
@@ -211,6 +375,17 @@ struct kernels {
     pack::dequantize_uniform_ref<Arch>(packed, first + done, count - done, bits, grid, values + done);
   }
 
+  /// Stores the low byte of every lane (values 0..255) to `out`.
+  static void store_bytes(std::uint8_t* out, const i32_batch& lanes_in) noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(lanes_in));
+    } else {
+      alignas(64) std::int32_t lane_values[lanes];
+      lanes_in.store_aligned(lane_values);
+      for (std::size_t j = 0; j < lanes; ++j) out[j] = static_cast<std::uint8_t>(lane_values[j]);
+    }
+  }
+
   /// One byte per code for elements [first, first + count).
   static void unpack(const std::uint8_t* packed, std::size_t first, std::size_t count, int bits,
                      std::uint8_t* codes) noexcept {
@@ -220,12 +395,9 @@ struct kernels {
     }
     const std::size_t head = head_length(first, count, bits);
     pack::unpack_ref<Arch>(packed, first, head, bits, codes);
-    alignas(64) std::int32_t lane_codes[lanes];
     const std::size_t done = for_each_code_batch(
-        packed, first, count, bits, head, [&](std::size_t at, const i32_batch& batch_codes) {
-          batch_codes.store_aligned(lane_codes);
-          for (std::size_t j = 0; j < lanes; ++j) codes[at + j] = static_cast<std::uint8_t>(lane_codes[j]);
-        });
+        packed, first, count, bits, head,
+        [&](std::size_t at, const i32_batch& batch_codes) { store_bytes(codes + at, batch_codes); });
     pack::unpack_ref<Arch>(packed, first + done, count - done, bits, codes + done);
   }
 
