@@ -34,7 +34,8 @@
 //     Writes tensors of any dtype from their raw bytes, in the order given (reading a file
 //     and writing tensors() back keeps its layout; list larger element types first to keep
 //     every tensor aligned); header padded with spaces to a multiple of 8. Atomic: a
-//     temporary file in the same directory is written, fsynced and renamed over path.
+//     temporary file in the same directory is written, fsynced and renamed over path
+//     (qgan/io/atomic_write.hpp).
 //
 // Dtypes and sizes, as the reference implementation (safetensors/src/tensor.rs) defines
 // them: BOOL U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 F8_E4M3FNUZ F8_E5M2FNUZ (8 bits), I16 U16 F16
@@ -44,15 +45,9 @@
 // Values are little-endian, as the format prescribes; so is every host qgan supports.
 #pragma once
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -65,7 +60,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -74,6 +68,7 @@
 
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
+#include "qgan/io/atomic_write.hpp"
 #include "qgan/io/half.hpp"
 #include "qgan/io/mapped_file.hpp"
 
@@ -665,78 +660,6 @@ class safetensors_file {
   safetensors_metadata metadata_;
 };
 
-namespace safetensors_detail {
-
-// The temporary file of an atomic write: removed unless the rename succeeded.
-class pending_file {
- public:
-  explicit pending_file(const std::filesystem::path& target) : target_(target) {
-    static std::atomic<unsigned> counter{0};
-    const std::filesystem::path directory =
-        target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
-    for (int attempt = 0;; ++attempt) {
-      // Hidden, in the target's directory (rename is atomic only within one file system),
-      // unique per process and call; O_EXCL refuses to reuse a leftover.
-      std::string name = ".";
-      name += target.filename().string();
-      name += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-      path_ = directory / name;
-      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd_ >= 0) return;
-      if (errno != EEXIST || attempt == 100) fail("cannot create temporary file", path_);
-    }
-  }
-  pending_file(const pending_file&) = delete;
-  pending_file& operator=(const pending_file&) = delete;
-  ~pending_file() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(path_.c_str());
-  }
-
-  void write(std::span<const std::byte> bytes) {
-    while (!bytes.empty()) {
-      // Linux writes at most about 2 GiB per call; loop on short writes and signals.
-      const std::size_t chunk = std::min<std::size_t>(bytes.size(), std::size_t{1} << 30);
-      const ::ssize_t written = ::write(fd_, bytes.data(), chunk);
-      if (written < 0 && errno == EINTR) continue;
-      if (written == 0) errno = ENOSPC;  // no progress and no reason given
-      if (written <= 0) fail("cannot write", path_);
-      bytes = bytes.subspan(static_cast<std::size_t>(written));
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("cannot fsync", path_);
-    const int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) fail("cannot close", path_);
-    if (::rename(path_.c_str(), target_.c_str()) != 0) fail("cannot rename", path_);
-    committed_ = true;
-    // Make the rename itself durable. Best effort: the new file is complete and in place,
-    // and a failure here could only make a crash bring back the previous version.
-    const std::filesystem::path directory =
-        target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
-    const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      ::fsync(dir_fd);
-      ::close(dir_fd);
-    }
-  }
-
- private:
-  [[noreturn]] void fail(const char* what, const std::filesystem::path& path) const {
-    const int code = errno;
-    detail::throw_error(target_.string(), ": ", what, " '", path.string(),
-                        "': ", std::error_code(code, std::generic_category()).message());
-  }
-
-  std::filesystem::path target_;
-  std::filesystem::path path_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-}  // namespace safetensors_detail
-
 // Writes tensors (any dtype, from their raw little-endian bytes) and metadata to path,
 // atomically; see the opening comment. Throws qgan::error naming path, and the tensor when
 // one is at fault (a duplicate or reserved name, bytes that disagree with dtype and shape,
@@ -805,7 +728,7 @@ inline void write_safetensors(const std::filesystem::path& path,
     length[i] = static_cast<std::byte>((std::uint64_t{text.size()} >> (8 * i)) & 0xffu);
   }
 
-  safetensors_detail::pending_file file(path);
+  atomic_file file(path);
   file.write(length);
   file.write(std::as_bytes(std::span(text.data(), text.size())));
   for (const auto& tensor : tensors) file.write(tensor.bytes);
