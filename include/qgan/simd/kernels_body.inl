@@ -46,6 +46,13 @@ struct kernels {
     }
   }
 
+  /// acc += both halves of x, widened to double.
+  static void widen_into(const float_batch& x, double_batch& acc) noexcept {
+    double_batch low, high;
+    to_double_halves(x, low, high);
+    acc += low + high;
+  }
+
   /// Smallest, largest and sum (in double) of count values, in one pass. A NaN or an
   /// infinity makes the sum non-finite, which is how callers detect one.
   struct summary {
@@ -166,43 +173,46 @@ struct kernels {
     const float_batch alpha(grid.alpha), beta(grid.beta), zero(0.0f);
     const float_batch top(static_cast<float>(detail::top_code(grid.bits)));
     // Codes and decoded levels come from float registers exactly as the reference makes
-    // them. The sums are formed in double lanes: EM's trajectory amplifies float-sum noise
-    // in the M-step into different grids, and a noisy squared error makes it stop a step
-    // early or late. The error x - q is exact in float wherever x and q are within a
-    // factor 2 (Sterbenz) and off by 2^-24 relative elsewhere; the cross sum is sum x*z
-    // minus mean * sum z at the end (in double that centring loses nothing measurable).
+    // them. The sums are formed exactly as the reference forms them, in double lanes: EM's
+    // trajectory amplifies float-sum noise in the M-step into different grids, and near
+    // the optimum the MSE is so flat that noise in the squared error makes EM stop a step
+    // early or late. The cross sum is sum x*z minus mean * sum z at the end (in double
+    // that centring loses nothing measurable).
     // Separate accumulators per register half: one chain of dependent FMAs per register
     // would bound the loop by the FMA latency instead of its throughput.
     double_batch cross_low(0.0), cross_high(0.0), error_low_acc(0.0), error_high_acc(0.0);
+    double_batch code_sum_acc(0.0), square_sum_acc(0.0);
     float_batch code_acc(0.0f), square_acc(0.0f);
     const float_batch inverse_alpha(1.0f / grid.alpha);
-    std::size_t i = 0, registers = 0;
-    for (; i + lanes <= count; i += lanes) {
-      const float_batch x = float_batch::load_unaligned(values + i);
-      const float_batch z =
-          xsimd::min(xsimd::max(grid_position(x, beta, alpha, inverse_alpha), zero), top);
-      const float_batch error = x - fused_multiply_add(alpha, z, beta);
-      code_acc += z;
-      square_acc = fused_multiply_add(z, z, square_acc);  // exact: small integers
-      double_batch x_low, x_high, z_low, z_high, error_low, error_high;
-      to_double_halves(x, x_low, x_high);
-      to_double_halves(z, z_low, z_high);
-      to_double_halves(error, error_low, error_high);
-      cross_low = xsimd::fma(x_low, z_low, cross_low);
-      cross_high = xsimd::fma(x_high, z_high, cross_high);
-      error_low_acc = xsimd::fma(error_low, error_low, error_low_acc);
-      error_high_acc = xsimd::fma(error_high, error_high, error_high_acc);
-      // Float code sums, lanes added together included, stay exact below 2^24.
-      constexpr std::size_t exact_registers = (std::size_t{1} << 24) / (lanes * 255 * 255);
-      if (++registers == exact_registers) {
-        sums.code_sum += static_cast<double>(xsimd::hadd(code_acc));
-        sums.code_square_sum += static_cast<double>(xsimd::hadd(square_acc));
-        code_acc = square_acc = float_batch(0.0f);
-        registers = 0;
+    // Float code sums stay exact per lane below 2^24 (65025 per register at most), so
+    // they move to double lanes after every 256 registers, without a horizontal add.
+    constexpr std::size_t block = 256 * lanes;
+    std::size_t i = 0;
+    while (i + lanes <= count) {
+      const std::size_t block_end = count - i >= block ? i + block : count - (count - i) % lanes;
+      for (; i < block_end; i += lanes) {
+        const float_batch x = float_batch::load_unaligned(values + i);
+        const float_batch z =
+            xsimd::min(xsimd::max(grid_position(x, beta, alpha, inverse_alpha), zero), top);
+        const float_batch level = fused_multiply_add(alpha, z, beta);
+        code_acc += z;
+        square_acc = fused_multiply_add(z, z, square_acc);  // exact: small integers
+        double_batch x_low, x_high, z_low, z_high, level_low, level_high;
+        to_double_halves(x, x_low, x_high);
+        to_double_halves(z, z_low, z_high);
+        to_double_halves(level, level_low, level_high);
+        const double_batch error_low = x_low - level_low, error_high = x_high - level_high;
+        cross_low = xsimd::fma(x_low, z_low, cross_low);
+        cross_high = xsimd::fma(x_high, z_high, cross_high);
+        error_low_acc = xsimd::fma(error_low, error_low, error_low_acc);
+        error_high_acc = xsimd::fma(error_high, error_high, error_high_acc);
       }
+      widen_into(code_acc, code_sum_acc);
+      widen_into(square_acc, square_sum_acc);
+      code_acc = square_acc = float_batch(0.0f);
     }
-    sums.code_sum += static_cast<double>(xsimd::hadd(code_acc));
-    sums.code_square_sum += static_cast<double>(xsimd::hadd(square_acc));
+    sums.code_sum += xsimd::hadd(code_sum_acc);
+    sums.code_square_sum += xsimd::hadd(square_sum_acc);
     sums.squared_error += xsimd::hadd(error_low_acc + error_high_acc);
     const double cross = xsimd::hadd(cross_low + cross_high);
     sums.centred_cross += cross - static_cast<double>(mean) * sums.code_sum;
