@@ -3,12 +3,11 @@
 // back value by value; every truncation and every bit flip of a valid file refused; every
 // rule of docs/qgan-format.md broken once by a named corrupt-file generator (checksums
 // recomputed, so the later checks are reached); newer minor versions accepted; atomic writes.
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <catch2/catch.hpp>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +26,7 @@
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
+#include "temp_dir.hpp"
 #include "weights.hpp"
 
 namespace {
@@ -46,30 +46,9 @@ bytes_t read_bytes(const fs::path& path) {
   return out;
 }
 
-// A fresh directory under the system's temporary directory, removed with its contents.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("qgan_file_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& item : fs::directory_iterator(path)) {
-      out.push_back(item.path().filename().string());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
+// A fresh directory for this file's tests (tests/temp_dir.hpp).
+struct temp_dir : qgan::test::temp_dir {
+  temp_dir() : qgan::test::temp_dir("qgan_file_test_") {}
 };
 
 std::vector<std::uint32_t> float_bits(std::span<const float> values) {

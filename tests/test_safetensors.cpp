@@ -4,8 +4,8 @@
 // and header bit flip of real files ending in qgan::error or a clean parse.
 #include <catch2/catch.hpp>
 
+
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -24,11 +24,11 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "qgan/io/safetensors.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -94,31 +94,9 @@ std::vector<std::uint32_t> float_bits(const std::vector<float>& values) {
   return bits;
 }
 
-// A fresh directory under the system's temporary directory, removed with its contents.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("qgan_safetensors_test_" + std::to_string(::getpid()) + "_" +
-            std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& item : fs::directory_iterator(path)) {
-      out.push_back(item.path().filename().string());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
+// A fresh directory for this file's tests (tests/temp_dir.hpp).
+struct temp_dir : qgan::test::temp_dir {
+  temp_dir() : qgan::test::temp_dir("qgan_safetensors_test_") {}
 };
 
 // Parses and reads every tensor (as float where it can be). True if the bytes parsed;
