@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
-#include "temp_dir.hpp"
+#include "test_files.hpp"
 #include "weights.hpp"
 
 namespace {
@@ -38,15 +38,9 @@ using bytes_t = std::vector<std::byte>;
 
 fs::path golden_path() { return fs::path(QGAN_TEST_DATA_DIR) / "qgan" / "golden_v1.qgan"; }
 
-bytes_t read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  const std::vector<char> chars{std::istreambuf_iterator<char>(in), {}};
-  bytes_t out(chars.size());
-  if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
-  return out;
-}
+using qgan::test::read_bytes;
 
-// A fresh directory for this file's tests (tests/temp_dir.hpp).
+// A fresh directory for this file's tests (tests/test_files.hpp).
 struct temp_dir : qgan::test::temp_dir {
   temp_dir() : qgan::test::temp_dir("qgan_file_test_") {}
 };

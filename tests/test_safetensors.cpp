@@ -28,7 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qgan/io/safetensors.hpp"
-#include "temp_dir.hpp"
+#include "test_files.hpp"
 
 namespace {
 
@@ -39,13 +39,7 @@ using namespace std::string_literals;
 
 fs::path data_dir() { return fs::path(QGAN_TEST_DATA_DIR) / "safetensors"; }
 
-bytes_t read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  const std::vector<char> chars{std::istreambuf_iterator<char>(in), {}};
-  bytes_t out(chars.size());
-  if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
-  return out;
-}
+using qgan::test::read_bytes;
 
 // An in-memory file: the 8-byte length (the header's own unless declared says otherwise),
 // the header text, then data_bytes bytes of data.
@@ -94,7 +88,7 @@ std::vector<std::uint32_t> float_bits(const std::vector<float>& values) {
   return bits;
 }
 
-// A fresh directory for this file's tests (tests/temp_dir.hpp).
+// A fresh directory for this file's tests (tests/test_files.hpp).
 struct temp_dir : qgan::test::temp_dir {
   temp_dir() : qgan::test::temp_dir("qgan_safetensors_test_") {}
 };

@@ -108,17 +108,17 @@ namespace detail {
 
 template <class Q> struct policy_traits;
 
-template <> struct policy_traits<minmax_quantizer> {
-  static constexpr policy_id id = policy_id::minmax;
+// Minmax and EM store the same uniform grid; only the id tells them apart.
+struct uniform_grid_traits {
   static void append(const uniform_params& p, std::vector<float>& out) {
     out.insert(out.end(), {p.alpha, p.beta});
   }
 };
-template <> struct policy_traits<em_quantizer> {
+template <> struct policy_traits<minmax_quantizer> : uniform_grid_traits {
+  static constexpr policy_id id = policy_id::minmax;
+};
+template <> struct policy_traits<em_quantizer> : uniform_grid_traits {
   static constexpr policy_id id = policy_id::em;
-  static void append(const uniform_params& p, std::vector<float>& out) {
-    out.insert(out.end(), {p.alpha, p.beta});
-  }
 };
 template <> struct policy_traits<log_quantizer> {
   static constexpr policy_id id = policy_id::log;

@@ -1,12 +1,16 @@
-// A fresh directory under the system's temporary directory, removed with its contents:
-// for the tests that write files (safetensors, .qgan).
+// File helpers for the tests that read and write model files (safetensors, .qgan): a
+// fresh temporary directory removed with its contents, and a whole-file read.
 #pragma once
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -38,5 +42,14 @@ struct temp_dir {
     return out;
   }
 };
+
+/// Every byte of the file; empty if it cannot be read.
+inline std::vector<std::byte> read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> chars{std::istreambuf_iterator<char>(in), {}};
+  std::vector<std::byte> out(chars.size());
+  if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
+  return out;
+}
 
 }  // namespace qgan::test
