@@ -1,0 +1,89 @@
+#include "cli.hpp"
+
+#include <cstdlib>
+#include <exception>
+
+#include "qgan/core/error.hpp"
+#include "qgan/version.hpp"
+
+namespace qgan_cli {
+
+namespace {
+
+constexpr const char* overview =
+    "qgan " QGAN_VERSION_STRING " - low-bit quantization of GAN generators\n"
+    "\n"
+    "usage: qgan COMMAND [OPTIONS]\n"
+    "\n"
+    "commands:\n"
+    "  info FILE                       tensors, shapes, dtypes or bits, policy, bytes, compression\n"
+    "  quantize IN.safetensors -o OUT.qgan --method M --bits K [...]\n"
+    "                                  quantize every conv/linear weight of a model\n"
+    "  sample MODEL --arch dcgan -o grid.png [-n N] [--seed S] [--z FILE] [--raw FILE]\n"
+    "                                  generate images from a .safetensors or .qgan generator\n"
+    "  eval MODEL --arch dcgan [--samples N] [--json]\n"
+    "                                  FID-FMNIST, IS-FMNIST and PSNR against the fp32 generator\n"
+    "\n"
+    "Run 'qgan COMMAND --help' for a command's options.\n";
+
+}  // namespace
+
+std::filesystem::path find_weights_dir(const parsed_args& parsed, const context& ctx) {
+  namespace fs = std::filesystem;
+  const auto usable = [](const fs::path& dir) { return fs::exists(dir / "classifier.safetensors"); };
+  if (const auto flag = parsed.value("--weights-dir")) {
+    if (!usable(*flag)) {
+      throw qgan::error("--weights-dir " + *flag + ": no classifier.safetensors there");
+    }
+    return *flag;
+  }
+  if (const char* env = std::getenv("QGAN_DCGAN_WEIGHTS"); env != nullptr && *env != '\0') {
+    if (!usable(env)) throw qgan::error(std::string("$QGAN_DCGAN_WEIGHTS=") + env + ": no classifier.safetensors there");
+    return env;
+  }
+  if (!ctx.executable.empty()) {
+    const fs::path installed = ctx.executable.parent_path() / ".." / "share" / "qgan" / "dcgan";
+    if (usable(installed)) return installed;
+  }
+#ifdef QGAN_DCGAN_WEIGHTS_DIR
+  if (usable(QGAN_DCGAN_WEIGHTS_DIR)) return QGAN_DCGAN_WEIGHTS_DIR;
+#endif
+  throw qgan::error("cannot find the DCGAN reference weights (classifier.safetensors, "
+                    "fid_reference.safetensors, generator.safetensors): pass --weights-dir DIR "
+                    "or set QGAN_DCGAN_WEIGHTS");
+}
+
+void require_dcgan_arch(const parsed_args& parsed) {
+  const std::string arch = parsed.required("--arch");
+  if (arch != "dcgan") {
+    throw usage_error("qgan " + parsed.command + ": --arch '" + arch + "' is unknown (known: dcgan)");
+  }
+}
+
+int run(std::span<const std::string> args, const context& ctx) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    ctx.out << overview;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    ctx.out << "qgan " QGAN_VERSION_STRING "\n";
+    return 0;
+  }
+  const std::string& command = args[0];
+  const auto rest = args.subspan(1);
+  try {
+    if (command == "info") return command_info(rest, ctx);
+    if (command == "quantize") return command_quantize(rest, ctx);
+    if (command == "sample") return command_sample(rest, ctx);
+    if (command == "eval") return command_eval(rest, ctx);
+    throw usage_error("qgan: unknown command '" + command + "' (commands: info, quantize, sample, eval; see qgan --help)");
+  } catch (const usage_error& e) {
+    ctx.err << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    ctx.err << "qgan " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace qgan_cli

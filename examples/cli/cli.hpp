@@ -1,0 +1,37 @@
+// The qgan command-line tool as a function, so tests run it in-process on temporary files
+// and the executable's main() is one line.
+#pragma once
+
+#include <filesystem>
+#include <ostream>
+#include <span>
+#include <string>
+
+#include "args.hpp"
+
+namespace qgan_cli {
+
+struct context {
+  std::ostream& out;
+  std::ostream& err;
+  bool stderr_is_terminal = false;
+  std::filesystem::path executable = {};  ///< argv[0], to find installed weights
+};
+
+/// Runs `qgan ARGS...` (args exclude the program name). Returns the exit code: 0 on
+/// success, 1 when the work failed (bad file, I/O), 2 for a usage error.
+int run(std::span<const std::string> args, const context& ctx);
+
+int command_info(std::span<const std::string> args, const context& ctx);
+int command_quantize(std::span<const std::string> args, const context& ctx);
+int command_sample(std::span<const std::string> args, const context& ctx);
+int command_eval(std::span<const std::string> args, const context& ctx);
+
+/// The DCGAN reference weights: --weights-dir, else $QGAN_DCGAN_WEIGHTS, else the
+/// installed share/qgan/dcgan beside the executable, else the source tree's copy.
+std::filesystem::path find_weights_dir(const parsed_args& parsed, const context& ctx);
+
+/// Checks --arch: the only architecture the sample and eval commands know is dcgan.
+void require_dcgan_arch(const parsed_args& parsed);
+
+}  // namespace qgan_cli

@@ -1,0 +1,100 @@
+// qgan quantize IN.safetensors -o OUT.qgan --method M --bits K [...]
+#include <iomanip>
+
+#include "cli.hpp"
+#include "dcgan/quantize_model.hpp"
+#include "dcgan/weights.hpp"
+#include "progress.hpp"
+
+namespace qgan_cli {
+
+namespace {
+
+constexpr const char* help =
+    "usage: qgan quantize IN.safetensors -o OUT.qgan --method METHOD --bits K [options]\n"
+    "\n"
+    "Quantizes every floating-point tensor of rank >= 2 (conv and linear weights) and\n"
+    "writes a .qgan model; biases, BatchNorm tensors and integer tensors are kept as they\n"
+    "are. The options are recorded in the model's metadata.\n"
+    "\n"
+    "  -o, --output FILE      the .qgan file to write (atomically)\n"
+    "  --method METHOD        em (the paper's EM), em+ (EM with exact 1-bit 2-means and\n"
+    "                         restarts), minmax, log (needs K >= 2), tanh, lloyd (Lloyd-Max)\n"
+    "  --bits K               1..8\n"
+    "  --per-channel          one grid per output channel instead of one per tensor\n"
+    "  --arch dcgan           names the output-channel axis of each weight: deconv* are\n"
+    "                         ConvTranspose2d (axis 1), others axis 0\n"
+    "  --axis PATTERN=N       output-channel axis N for tensors matching the glob PATTERN\n"
+    "                         (repeatable; first match wins; needs --per-channel)\n"
+    "  --keep PATTERN         leave matching tensors in float (repeatable)\n"
+    "  --bits-for PATTERN=K   K bits for matching tensors (repeatable; last match wins)\n"
+    "\n"
+    "A safetensors file does not say whether a 4-D weight belongs to a Conv2d (output\n"
+    "channels on axis 0) or a ConvTranspose2d (axis 1), so --per-channel needs --arch or\n"
+    "--axis for 4-D weights; 2-D (Linear) weights use axis 0.\n";
+
+const option_spec specs[] = {
+    {"-o", true, false, "--output"}, {"--method"}, {"--bits"}, {"--per-channel", false},
+    {"--arch"}, {"--axis", true, true}, {"--keep", true, true}, {"--bits-for", true, true},
+};
+
+}  // namespace
+
+int command_quantize(std::span<const std::string> args, const context& ctx) {
+  const parsed_args parsed = parse_args("quantize", args, specs);
+  if (parsed.has("--help")) {
+    ctx.out << help;
+    return 0;
+  }
+  if (parsed.positionals.size() != 1) {
+    throw usage_error("qgan quantize: needs exactly one input file (see qgan quantize --help)");
+  }
+  dcgan::quantize_settings settings;
+  settings.method = parsed.required("--method");
+  settings.bits = static_cast<int>(parsed.integer("--bits", 0, qgan::min_bits, qgan::max_bits));
+  if (!parsed.has("--bits")) throw usage_error("qgan quantize: --bits is required (see qgan quantize --help)");
+  settings.per_channel = parsed.has("--per-channel");
+  settings.arch = parsed.value("--arch").value_or("");
+  for (const auto& rule : parsed.values("--axis")) {
+    const auto [pattern, axis] = parse_pattern_value(rule, "qgan quantize: --axis", -8, 7);
+    settings.axes.push_back({pattern, axis});
+  }
+  settings.keep = parsed.values("--keep");
+  for (const auto& rule : parsed.values("--bits-for")) {
+    const auto [pattern, bits] = parse_pattern_value(rule, "qgan quantize: --bits-for", qgan::min_bits, qgan::max_bits);
+    settings.bits_for.push_back({pattern, bits});
+  }
+  try {
+    dcgan::validate(settings);
+  } catch (const qgan::error& e) {
+    throw usage_error(std::string("qgan quantize: ") + e.what());
+  }
+  const std::filesystem::path input = parsed.positionals[0];
+  const std::filesystem::path output = parsed.required("-o");
+  if (!std::filesystem::exists(input)) throw qgan::error(input.string() + ": no such file");
+  if (dcgan::is_qgan_file(input)) {
+    throw qgan::error(input.string() + ": already a .qgan model; quantize the original .safetensors");
+  }
+  const auto file = qgan::io::safetensors_file::open(input);
+  qgan::io::qgan_model model;
+  {
+    progress_bar bar(ctx.err, ctx.stderr_is_terminal, "quantizing", file.tensors().size());
+    model = dcgan::quantize_model(file, settings, input.filename().string(),
+                                  [&bar](std::size_t done) { bar.update(done); });
+  }
+  qgan::io::write_qgan(output, model);
+
+  std::size_t packed = 0;
+  for (const auto& entry : model.tensors) packed += std::holds_alternative<qgan::packed_tensor>(entry.tensor) ? 1 : 0;
+  const auto in_bytes = std::filesystem::file_size(input);
+  const auto out_bytes = std::filesystem::file_size(output);
+  const dcgan::weight_error error = dcgan::measure_weight_error(file, model);
+  ctx.out << "wrote " << output.string() << ": " << packed << " of " << model.tensors.size() << " tensors quantized ("
+          << settings.method << ", " << settings.bits << " bits, " << (settings.per_channel ? "per channel" : "per tensor")
+          << "), " << out_bytes << " bytes (" << std::fixed << std::setprecision(2)
+          << double(in_bytes) / double(out_bytes) << "x smaller than " << input.filename().string()
+          << "), weight SQNR " << error.sqnr_db() << " dB\n";
+  return 0;
+}
+
+}  // namespace qgan_cli

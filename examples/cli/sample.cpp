@@ -1,0 +1,107 @@
+// qgan sample MODEL --arch dcgan -o grid.png [-n N] [--seed S] [--z FILE] [--raw FILE]
+#include <bit>
+#include <cstring>
+#include <fstream>
+
+#include "cli.hpp"
+#include "dcgan/evaluation.hpp"
+#include "progress.hpp"
+#include "qgan/io/atomic_write.hpp"
+
+namespace qgan_cli {
+
+namespace {
+
+constexpr const char* help =
+    "usage: qgan sample MODEL --arch dcgan -o GRID.png [options]\n"
+    "\n"
+    "Runs the generator in MODEL (.safetensors or .qgan; quantized weights are decoded\n"
+    "to float) on n latent vectors and writes the images as one PNG grid.\n"
+    "\n"
+    "  --arch dcgan        the generator architecture (the only one known)\n"
+    "  -o, --output FILE   the PNG to write\n"
+    "  -n N                number of images (default 64, or as many as --z holds)\n"
+    "  --seed S            latent seed (default 0): z = Box-Muller over splitmix64(S),\n"
+    "                      as examples/dcgan/latent.hpp spells out\n"
+    "  --z FILE            read z instead: raw little-endian float32, n x 100\n"
+    "  --raw FILE          also write the float outputs: raw little-endian float32,\n"
+    "                      n x 1 x 32 x 32, values in [-1, 1]\n"
+    "  --columns C         images per grid row (default 8)\n"
+    "\n"
+    "Pixels are round((x + 1) * 127.5), ties to even, clamped to 0..255.\n";
+
+const option_spec specs[] = {
+    {"--arch"}, {"-o", true, false, "--output"}, {"-n"}, {"--seed"}, {"--z"}, {"--raw"}, {"--columns"},
+};
+
+static_assert(std::endian::native == std::endian::little, "raw float files are little-endian");
+
+std::vector<float> read_latents(const std::filesystem::path& path, std::size_t nz, std::optional<std::size_t>& n) {
+  if (!std::filesystem::exists(path)) throw qgan::error("--z " + path.string() + ": no such file");
+  const std::uintmax_t bytes = std::filesystem::file_size(path);
+  const std::uintmax_t row = nz * sizeof(float);
+  if (bytes == 0 || bytes % row != 0) {
+    throw qgan::error("--z " + path.string() + ": " + std::to_string(bytes) + " bytes is not a whole number of " +
+                      std::to_string(nz) + "-float latent vectors (" + std::to_string(row) + " bytes each)");
+  }
+  if (n && *n * row != bytes) {
+    throw qgan::error("--z " + path.string() + ": holds " + std::to_string(bytes / row) + " latent vectors but -n is " +
+                      std::to_string(*n));
+  }
+  n = static_cast<std::size_t>(bytes / row);
+  std::vector<float> z(*n * nz);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(z.data()), static_cast<std::streamsize>(bytes));
+  if (!in) throw qgan::error("--z " + path.string() + ": read failed");
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    if (!std::isfinite(z[i])) {
+      throw qgan::error("--z " + path.string() + ": value " + std::to_string(i) + " is not finite");
+    }
+  }
+  return z;
+}
+
+}  // namespace
+
+int command_sample(std::span<const std::string> args, const context& ctx) {
+  const parsed_args parsed = parse_args("sample", args, specs);
+  if (parsed.has("--help")) {
+    ctx.out << help;
+    return 0;
+  }
+  if (parsed.positionals.size() != 1) throw usage_error("qgan sample: needs exactly one MODEL (see qgan sample --help)");
+  require_dcgan_arch(parsed);
+  const std::filesystem::path output = parsed.required("-o");
+  std::optional<std::size_t> n;
+  if (parsed.has("-n")) n = static_cast<std::size_t>(parsed.integer("-n", 64, 1, 1'000'000));
+  const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 0, 0, INT64_MAX));
+  const int columns = static_cast<int>(parsed.integer("--columns", 8, 1, 4096));
+  if (parsed.has("--z") && parsed.has("--seed")) throw usage_error("qgan sample: give --z or --seed, not both");
+
+  const dcgan::generator G(dcgan::load_weights(parsed.positionals[0]));
+  const auto nz = static_cast<std::size_t>(G.nz());
+  std::vector<float> z;
+  if (const auto z_path = parsed.value("--z")) {
+    z = read_latents(*z_path, nz, n);
+  } else {
+    if (!n) n = 64;
+    z = dcgan::normal_latents(*n * nz, seed);
+  }
+  dcgan::tensor4 images;
+  {
+    progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
+    images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); });
+  }
+  dcgan::write_png(output, dcgan::image_grid(images, columns));
+  if (const auto raw_path = parsed.value("--raw")) {
+    qgan::io::atomic_file raw(*raw_path);
+    raw.write(std::as_bytes(std::span<const float>(images.data(), static_cast<std::size_t>(images.size()))));
+    raw.commit();
+  }
+  ctx.out << "wrote " << output.string() << ": " << *n << " images from "
+          << (parsed.has("--z") ? "--z " + *parsed.value("--z") : "seed " + std::to_string(seed))
+          << (parsed.has("--raw") ? ", floats in " + *parsed.value("--raw") : "") << "\n";
+  return 0;
+}
+
+}  // namespace qgan_cli

@@ -1,0 +1,136 @@
+// The reference DCGAN in C++ against PyTorch: golden outputs written by train.py for G, D
+// and the classifier, and the metrics against values computed in Python (scipy's sqrtm
+// for FID) on the same features.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "dcgan/latent.hpp"
+#include "dcgan/metrics.hpp"
+#include "dcgan/model.hpp"
+#include "dcgan/weights.hpp"
+
+namespace {
+
+const std::string weights_dir = QGAN_DCGAN_WEIGHTS_DIR;
+const std::string data_dir = QGAN_TEST_DATA_DIR;
+
+dcgan::tensor4 golden4(const qgan::io::safetensors_file& file, const char* name) {
+  const auto& t = file.at(name);
+  const std::vector<float> values = file.read_float(t);
+  dcgan::tensor4 out(t.shape.at(0), t.shape.at(1), t.shape.at(2), t.shape.at(3));
+  std::copy(values.begin(), values.end(), out.data());
+  return out;
+}
+
+float max_abs_diff(const float* a, const float* b, Eigen::Index count) {
+  float worst = 0;
+  for (Eigen::Index i = 0; i < count; ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+Eigen::MatrixXd matrix_of(const qgan::io::safetensors_file& file, const char* name) {
+  const auto& t = file.at(name);
+  const std::vector<float> values = file.read_float(t);
+  Eigen::MatrixXd m(t.shape.at(0), t.shape.at(1));
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    for (Eigen::Index j = 0; j < m.cols(); ++j) m(i, j) = values[static_cast<std::size_t>(i * m.cols() + j)];
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("DCGAN generator, discriminator and classifier match PyTorch's golden outputs", "[dcgan]") {
+  const auto golden = qgan::io::safetensors_file::open(weights_dir + "/golden.safetensors");
+  const dcgan::generator G(dcgan::load_weights(weights_dir + "/generator.safetensors"));
+  const dcgan::discriminator D(dcgan::load_weights(weights_dir + "/discriminator.safetensors"));
+  const dcgan::classifier C(dcgan::load_weights(weights_dir + "/classifier.safetensors"));
+
+  const dcgan::tensor4 images = G(golden4(golden, "g.z"));
+  const dcgan::tensor4 expected_images = golden4(golden, "g.out");
+  REQUIRE(images.dimensions() == expected_images.dimensions());
+  CHECK(max_abs_diff(images.data(), expected_images.data(), images.size()) <= 1e-4f);
+
+  const dcgan::tensor1 d_real = D(golden4(golden, "d.x"));
+  const std::vector<float> expected_real = golden.read_float("d.out");
+  REQUIRE(static_cast<std::size_t>(d_real.size()) == expected_real.size());
+  CHECK(max_abs_diff(d_real.data(), expected_real.data(), d_real.size()) <= 1e-4f);
+  const dcgan::tensor1 d_fake = D(images);
+  CHECK(max_abs_diff(d_fake.data(), golden.read_float("d.out_on_g").data(), d_fake.size()) <= 1e-4f);
+
+  const dcgan::classifier_outputs c = C(golden4(golden, "c.x"));
+  const std::vector<float> features = golden.read_float("c.features");
+  const std::vector<float> logits = golden.read_float("c.logits");
+  REQUIRE(static_cast<std::size_t>(c.features.size()) == features.size());
+  CHECK(max_abs_diff(c.features.data(), features.data(), c.features.size()) <= 1e-4f);
+  CHECK(max_abs_diff(c.logits.data(), logits.data(), c.logits.size()) <= 1e-4f);
+}
+
+TEST_CASE("A model file of the wrong network fails naming the tensor", "[dcgan]") {
+  const dcgan::weight_set classifier_weights = dcgan::load_weights(weights_dir + "/classifier.safetensors");
+  CHECK_THROWS_WITH(dcgan::generator(classifier_weights), Catch::Contains("deconv1.weight") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(dcgan::discriminator(classifier_weights), Catch::Contains("conv4.weight"));
+  CHECK_THROWS_WITH(dcgan::load_weights(weights_dir + "/no_such.safetensors"), Catch::Contains("no such file"));
+}
+
+TEST_CASE("FID-FMNIST matches scipy's sqrtm on the same features", "[dcgan][metrics]") {
+  // make_metrics_golden.py: two feature sets and the FID scipy computes between them.
+  const auto file = qgan::io::safetensors_file::open(data_dir + "/dcgan/metrics_golden.safetensors");
+  const Eigen::MatrixXd a = matrix_of(file, "features_a");
+  const Eigen::MatrixXd b = matrix_of(file, "features_b");
+  const double expected_fid = std::stod(file.metadata().at("fid_scipy"));
+  const dcgan::gaussian ga = dcgan::gaussian_fit(a);
+  const dcgan::gaussian gb = dcgan::gaussian_fit(b);
+  CHECK(dcgan::frechet_distance(ga, gb) == Approx(expected_fid).epsilon(1e-6));
+  CHECK(dcgan::frechet_distance(gb, ga) == Approx(expected_fid).epsilon(1e-6));
+  CHECK(dcgan::frechet_reference(gb).distance(ga) == Approx(expected_fid).epsilon(1e-6));
+  CHECK(std::abs(dcgan::frechet_distance(ga, ga)) < 1e-8 * ga.covariance.trace());
+
+  const double expected_is = std::stod(file.metadata().at("is_logits"));
+  CHECK(dcgan::inception_score(matrix_of(file, "logits")) == Approx(expected_is).epsilon(1e-9));
+}
+
+TEST_CASE("FID of Gaussians with known moments, the bootstrap spread and IS bounds", "[dcgan][metrics]") {
+  // Diagonal covariances: FID = |mu1-mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2 exactly.
+  dcgan::gaussian g1{Eigen::Vector3d(0, 1, 2), Eigen::Vector3d(1, 4, 9).asDiagonal()};
+  dcgan::gaussian g2{Eigen::Vector3d(1, 1, 0), Eigen::Vector3d(4, 1, 1).asDiagonal()};
+  CHECK(dcgan::frechet_distance(g1, g2) == Approx(1 + 4 + (1 + 1 + 4)).epsilon(1e-12));
+
+  dcgan::splitmix64 rng(7);
+  Eigen::MatrixXd x(400, 4);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform();
+  const dcgan::frechet_reference reference(dcgan::gaussian_fit(x));
+  const dcgan::fid_estimate self = dcgan::fid_with_bootstrap(x, reference, 20, 1);
+  CHECK(std::abs(self.value) < 1e-9);
+  CHECK(self.bootstrap_std > 0);  // resampling moves the fit away from itself
+
+  // Uniform softmax: IS = 1. One-hot, equally often: IS = number of classes.
+  CHECK(dcgan::inception_score(Eigen::MatrixXd::Zero(5, 10)) == Approx(1.0));
+  Eigen::MatrixXd confident = Eigen::MatrixXd::Constant(10, 10, -1000.0);
+  for (int i = 0; i < 10; ++i) confident(i, i) = 0;
+  CHECK(dcgan::inception_score(confident) == Approx(10.0));
+
+  const std::vector<std::uint8_t> a{0, 10, 255, 128};
+  std::vector<std::uint8_t> b = a;
+  CHECK(std::isinf(dcgan::psnr_u8(a, b)));
+  b[0] = 5;  // MSE = 25 / 4
+  CHECK(dcgan::psnr_u8(a, b) == Approx(10 * std::log10(255.0 * 255.0 / 6.25)));
+}
+
+TEST_CASE("Seeded latents are standard normal and reproducible", "[dcgan]") {
+  const std::vector<float> z = dcgan::normal_latents(100001, 5);
+  CHECK(z == dcgan::normal_latents(100001, 5));
+  CHECK(z != dcgan::normal_latents(100001, 6));
+  double sum = 0, squares = 0;
+  for (const float v : z) {
+    sum += v;
+    squares += double(v) * v;
+  }
+  const double mean = sum / double(z.size());
+  CHECK(std::abs(mean) < 0.02);
+  CHECK(squares / double(z.size()) - mean * mean == Approx(1.0).epsilon(0.02));
+}
