@@ -24,7 +24,7 @@ constexpr const char* help =
     "FID falls as N grows, so compare figures at the same N only.\n"
     "\n"
     "  --arch dcgan        the generator architecture (the only one known)\n"
-    "  --samples N         samples (default 2000)\n"
+    "  --samples N         samples (default 5000, as train.py reports)\n"
     "  --seed S            latent seed (default 1)\n"
     "  --bootstrap B       bootstrap resamples for the FID std (default 50; 0 = none)\n"
     "  --weights-dir DIR   classifier.safetensors, fid_reference.safetensors and the fp32\n"
@@ -45,7 +45,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   }
   if (parsed.positionals.size() != 1) throw usage_error("qgan eval: needs exactly one MODEL (see qgan eval --help)");
   require_dcgan_arch(parsed);
-  const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 2000, 2, 1'000'000));
+  const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, 2, 1'000'000));
   const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 1, 0, INT64_MAX));
   const int resamples = static_cast<int>(parsed.integer("--bootstrap", 50, 0, 100'000));
   if (resamples == 1) throw usage_error("qgan eval: --bootstrap 1 gives no spread; use 0 or at least 2");
@@ -80,7 +80,9 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   ctx.out << std::fixed << std::setprecision(2) << parsed.positionals[0] << " (N = " << q.samples << ", seed " << seed
           << ")\n  FID-FMNIST " << q.fid.value << " +- " << q.fid.bootstrap_std << " (bootstrap std, "
           << q.fid.resamples << " resamples)\n  IS-FMNIST  " << q.inception << "\n  PSNR vs fp32 "
-          << (std::isinf(q.psnr) ? std::string("inf (identical images)") : std::to_string(q.psnr) + " dB") << "\n";
+          << (std::isinf(q.psnr) ? std::string("inf (identical images)") : "");
+  if (!std::isinf(q.psnr)) ctx.out << q.psnr << " dB";
+  ctx.out << "\n";
   return 0;
 }
 

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
       return parsed.has("--help") ? 0 : 2;
     }
     const std::filesystem::path out_dir = parsed.value("--out").value_or("demo-output");
-    const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 2000, grid_images, 1'000'000));
+    const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, grid_images, 1'000'000));
     const int resamples = static_cast<int>(parsed.integer("--bootstrap", 30, 0, 10'000));
     const auto hardware = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
     const auto threads = static_cast<std::size_t>(parsed.integer("--threads", hardware, 1, 256));

@@ -2,7 +2,8 @@
 // floating-point tensor of rank >= 2 (conv and linear weights) is quantized with one
 // policy; biases, BatchNorm tensors and anything --keep names stay float; integer and
 // bool tensors (BatchNorm's num_batches_tracked) and non-F32 floats that are kept pass
-// through byte for byte. The options are recorded in the model's metadata.
+// through byte for byte. The options are recorded in the model's metadata, the
+// source file's metadata under "source.".
 #pragma once
 
 #include <fnmatch.h>
@@ -38,10 +39,10 @@ struct quantize_settings {
   std::string method = "em";
   int bits = 4;
   bool per_channel = false;
-  std::string arch;                       ///< "" or "dcgan": names the output-channel axes
-  std::vector<pattern_value> axes;        ///< --axis PATTERN=N, first match wins
-  std::vector<std::string> keep;          ///< --keep PATTERN: left in float
-  std::vector<pattern_value> bits_for;    ///< --bits-for PATTERN=K, last match wins
+  std::string arch{};                     ///< "" or "dcgan": names the output-channel axes
+  std::vector<pattern_value> axes{};      ///< --axis PATTERN=N, first match wins
+  std::vector<std::string> keep{};        ///< --keep PATTERN: left in float
+  std::vector<pattern_value> bits_for{};  ///< --bits-for PATTERN=K, last match wins
 };
 
 inline bool glob_match(const std::string& pattern, const std::string& name) {
@@ -156,9 +157,14 @@ inline qgan::io::qgan_model quantize_model(const qgan::io::safetensors_file& fil
     }
     const std::vector<float> values = file.read_float(tensor);
     const qgan::quantize_options options{.bits = bits, .grain = grain, .name = tensor.name};
-    model.tensors.push_back({tensor.name, detail::with_policy(s.method, [&](const auto& policy) {
-                               return qgan::quantize(policy, values, tensor.shape, options);
-                             })});
+    try {
+      model.tensors.push_back({tensor.name, detail::with_policy(s.method, [&](const auto& policy) {
+                                 return qgan::quantize(policy, values, tensor.shape, options);
+                               })});
+    } catch (const qgan::error& e) {
+      // A policy's own limits (log at 1 bit) do not know which tensor asked.
+      fail(tensor.name, e.what());
+    }
   }
   const auto unused = [](const char* flag, const auto& patterns, const std::vector<bool>& used, auto pattern_of) {
     for (std::size_t i = 0; i < used.size(); ++i) {
@@ -172,7 +178,9 @@ inline qgan::io::qgan_model quantize_model(const qgan::io::safetensors_file& fil
   unused("--axis", s.axes, axis_used, [](const pattern_value& p) { return p.pattern; });
   unused("--bits-for", s.bits_for, bits_used, [](const pattern_value& p) { return p.pattern; });
 
-  model.metadata = qgan::io::qgan_metadata(file.metadata().begin(), file.metadata().end());
+  // The source's metadata describes the fp32 model (its FID, for one), so it is kept
+  // under "source." rather than passed off as this model's.
+  for (const auto& [key, value] : file.metadata()) model.metadata["source." + key] = value;
   model.metadata["qgan.tool"] = "qgan quantize " QGAN_VERSION_STRING;
   model.metadata["qgan.source"] = source_name;
   model.metadata["qgan.method"] = s.method;
