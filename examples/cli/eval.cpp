@@ -51,7 +51,8 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   if (resamples == 1) throw usage_error("qgan eval: --bootstrap 1 gives no spread; use 0 or at least 2");
 
   const dcgan::generator G(dcgan::load_weights(parsed.positionals[0]));
-  const dcgan::reference_assets assets = dcgan::reference_assets::load(find_weights_dir(parsed, ctx));
+  const std::filesystem::path weights_dir = find_weights_dir(parsed, ctx);
+  const dcgan::reference_assets assets = dcgan::reference_assets::load(weights_dir);
   const dcgan::generator reference_G(assets.fp32_generator);
   const std::vector<float> z = dcgan::normal_latents(samples * static_cast<std::size_t>(G.nz()), seed);
   dcgan::tensor4 images, reference_images;
@@ -74,6 +75,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
     j["psnr_db_vs_fp32"] = std::isinf(q.psnr) ? nlohmann::json(nullptr) : nlohmann::json(q.psnr);
     j["identical_to_fp32"] = std::isinf(q.psnr);
     j["reference"] = "classifier relu4 features of the 10000 Fashion-MNIST test images";
+    j["weights_dir"] = weights_dir.string();
     ctx.out << j.dump(2) << "\n";
     return 0;
   }
@@ -82,7 +84,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
           << q.fid.resamples << " resamples)\n  IS-FMNIST  " << q.inception << "\n  PSNR vs fp32 "
           << (std::isinf(q.psnr) ? std::string("inf (identical images)") : "");
   if (!std::isinf(q.psnr)) ctx.out << q.psnr << " dB";
-  ctx.out << "\n";
+  ctx.out << "\n  reference weights: " << weights_dir.string() << "\n";
   return 0;
 }
 

@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
     for (const outcome& o : outcomes) {
       if (o.possible) shown.push_back(&o);
     }
-    constexpr int label_width = 250;
+    constexpr int label_width = 300;
     constexpr int cell = 34;
     dcgan::gray_image comparison(label_width + static_cast<int>(strip_images) * cell + 2,
                                  static_cast<int>(shown.size()) * cell + 2, 0);
