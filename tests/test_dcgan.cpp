@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <stb/stb_image.h>
+
+#include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
 #include "dcgan/metrics.hpp"
 #include "dcgan/model.hpp"
@@ -133,4 +136,39 @@ TEST_CASE("Seeded latents are standard normal and reproducible", "[dcgan]") {
   const double mean = sum / double(z.size());
   CHECK(std::abs(mean) < 0.02);
   CHECK(squares / double(z.size()) - mean * mean == Approx(1.0).epsilon(0.02));
+}
+
+TEST_CASE("Image grids, labels and PNG encoding round-trip through stb_image", "[dcgan][images]") {
+  dcgan::tensor4 images(3, 1, 4, 5);
+  for (Eigen::Index i = 0; i < images.size(); ++i) images.data()[i] = -1.0f + 2.0f * float(i) / float(images.size() - 1);
+  CHECK(dcgan::to_pixel(-1.0f) == 0);
+  CHECK(dcgan::to_pixel(1.0f) == 255);
+  CHECK(dcgan::to_pixel(5.0f) == 255);
+  CHECK(dcgan::to_pixel(-0.0039215689f) == 127);  // (x+1)*127.5 = 127.0
+  CHECK(dcgan::to_pixel(0.0f) == 128);             // 127.5 rounds to even
+
+  const dcgan::gray_image grid = dcgan::image_grid(images, 2, 1);
+  CHECK(grid.width == 1 + 2 * (5 + 1));
+  CHECK(grid.height == 1 + 2 * (4 + 1));
+  const std::vector<std::uint8_t> pixels = dcgan::to_pixels(images);
+  CHECK(grid.pixels[1 * std::size_t(grid.width) + 1] == pixels[0]);                    // image 0, (0, 0)
+  CHECK(grid.pixels[1 * std::size_t(grid.width) + 1 + 6] == pixels[20]);               // image 1, (0, 0)
+  CHECK(grid.pixels[6 * std::size_t(grid.width) + 1 + 4] == pixels[40 + 4]);           // image 2, (0, 4)
+
+  dcgan::gray_image labelled(64, 20, 0);
+  dcgan::draw_text(labelled, 2, 2, "EM 2b", 2);
+  std::size_t lit = 0;
+  for (const auto p : labelled.pixels) lit += p == 255 ? 1 : 0;
+  CHECK(lit > 20);
+
+  const std::vector<std::byte> png = dcgan::encode_png(labelled);
+  int w = 0, h = 0, channels = 0;
+  unsigned char* decoded = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(png.data()),
+                                                 static_cast<int>(png.size()), &w, &h, &channels, 1);
+  REQUIRE(decoded != nullptr);
+  CHECK(w == 64);
+  CHECK(h == 20);
+  CHECK(channels == 1);
+  CHECK(std::equal(labelled.pixels.begin(), labelled.pixels.end(), decoded));
+  stbi_image_free(decoded);
 }

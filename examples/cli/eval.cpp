@@ -45,7 +45,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   }
   if (parsed.positionals.size() != 1) throw usage_error("qgan eval: needs exactly one MODEL (see qgan eval --help)");
   require_dcgan_arch(parsed);
-  const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, 2, 1'000'000));
+  const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, 2, 100'000));
   const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 1, 0, INT64_MAX));
   const int resamples = static_cast<int>(parsed.integer("--bootstrap", 50, 0, 100'000));
   if (resamples == 1) throw usage_error("qgan eval: --bootstrap 1 gives no spread; use 0 or at least 2");

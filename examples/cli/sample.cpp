@@ -73,7 +73,7 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   require_dcgan_arch(parsed);
   const std::filesystem::path output = parsed.required("-o");
   std::optional<std::size_t> n;
-  if (parsed.has("-n")) n = static_cast<std::size_t>(parsed.integer("-n", 64, 1, 1'000'000));
+  if (parsed.has("-n")) n = static_cast<std::size_t>(parsed.integer("-n", 64, 1, 100'000));
   const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 0, 0, INT64_MAX));
   const int columns = static_cast<int>(parsed.integer("--columns", 8, 1, 4096));
   if (parsed.has("--z") && parsed.has("--seed")) throw usage_error("qgan sample: give --z or --seed, not both");

@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
 
     std::cout << table.str();
     std::cout << "\nwrote " << (out_dir / "results.md").string() << ", results.json, comparison.png and "
-              << outcomes.size() + 1 << " grids in " << out_dir.string() << " ("
+              << shown.size() << " grids in " << out_dir.string() << " ("
               << fixed(std::chrono::duration<double>(clock::now() - start).count(), 0) << " s)\n";
     return 0;
   } catch (const qgan_cli::usage_error& e) {
