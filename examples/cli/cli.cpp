@@ -28,6 +28,20 @@ constexpr const char* overview =
 
 }  // namespace
 
+std::optional<parsed_args> parse_command(const std::string& command, std::span<const std::string> args,
+                                         std::span<const option_spec> specs, const char* help,
+                                         const std::string& operand, const context& ctx) {
+  parsed_args parsed = parse_args(command, args, specs);
+  if (parsed.has("--help")) {
+    ctx.out << help;
+    return std::nullopt;
+  }
+  if (parsed.positionals.size() != 1) {
+    throw usage_error("qgan " + command + ": needs exactly one " + operand + " (see qgan " + command + " --help)");
+  }
+  return parsed;
+}
+
 std::filesystem::path find_weights_dir(const parsed_args& parsed, const context& ctx) {
   namespace fs = std::filesystem;
   const auto usable = [](const fs::path& dir) { return fs::exists(dir / "classifier.safetensors"); };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -26,6 +27,12 @@ int command_info(std::span<const std::string> args, const context& ctx);
 int command_quantize(std::span<const std::string> args, const context& ctx);
 int command_sample(std::span<const std::string> args, const context& ctx);
 int command_eval(std::span<const std::string> args, const context& ctx);
+
+/// Parses a command's arguments. Prints `help` and returns nothing for --help; otherwise
+/// requires exactly one positional argument, called `operand` in the error message.
+std::optional<parsed_args> parse_command(const std::string& command, std::span<const std::string> args,
+                                         std::span<const option_spec> specs, const char* help,
+                                         const std::string& operand, const context& ctx);
 
 /// The DCGAN reference weights: --weights-dir, else $QGAN_DCGAN_WEIGHTS, else the
 /// installed share/qgan/dcgan beside the executable, else the source tree's copy.

@@ -38,12 +38,9 @@ const option_spec specs[] = {
 }  // namespace
 
 int command_eval(std::span<const std::string> args, const context& ctx) {
-  const parsed_args parsed = parse_args("eval", args, specs);
-  if (parsed.has("--help")) {
-    ctx.out << help;
-    return 0;
-  }
-  if (parsed.positionals.size() != 1) throw usage_error("qgan eval: needs exactly one MODEL (see qgan eval --help)");
+  const std::optional<parsed_args> maybe_parsed = parse_command("eval", args, specs, help, "MODEL", ctx);
+  if (!maybe_parsed) return 0;
+  const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);
   const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, 2, 100'000));
   const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 1, 0, INT64_MAX));

@@ -44,12 +44,9 @@ void print_metadata(std::ostream& out, const Map& metadata) {
 }  // namespace
 
 int command_info(std::span<const std::string> args, const context& ctx) {
-  const parsed_args parsed = parse_args("info", args, {});
-  if (parsed.has("--help")) {
-    ctx.out << help;
-    return 0;
-  }
-  if (parsed.positionals.size() != 1) throw usage_error("qgan info: needs exactly one FILE (see qgan info --help)");
+  const std::optional<parsed_args> maybe_parsed = parse_command("info", args, {}, help, "FILE", ctx);
+  if (!maybe_parsed) return 0;
+  const parsed_args& parsed = *maybe_parsed;
   const std::filesystem::path path = parsed.positionals[0];
   if (!std::filesystem::exists(path)) throw qgan::error(path.string() + ": no such file");
   const std::uint64_t file_bytes = std::filesystem::file_size(path);

@@ -41,14 +41,9 @@ const option_spec specs[] = {
 }  // namespace
 
 int command_quantize(std::span<const std::string> args, const context& ctx) {
-  const parsed_args parsed = parse_args("quantize", args, specs);
-  if (parsed.has("--help")) {
-    ctx.out << help;
-    return 0;
-  }
-  if (parsed.positionals.size() != 1) {
-    throw usage_error("qgan quantize: needs exactly one input file (see qgan quantize --help)");
-  }
+  const std::optional<parsed_args> maybe_parsed = parse_command("quantize", args, specs, help, "input file", ctx);
+  if (!maybe_parsed) return 0;
+  const parsed_args& parsed = *maybe_parsed;
   dcgan::quantize_settings settings;
   settings.method = parsed.required("--method");
   settings.bits = static_cast<int>(parsed.integer("--bits", 0, qgan::min_bits, qgan::max_bits));

@@ -64,12 +64,9 @@ std::vector<float> read_latents(const std::filesystem::path& path, std::size_t n
 }  // namespace
 
 int command_sample(std::span<const std::string> args, const context& ctx) {
-  const parsed_args parsed = parse_args("sample", args, specs);
-  if (parsed.has("--help")) {
-    ctx.out << help;
-    return 0;
-  }
-  if (parsed.positionals.size() != 1) throw usage_error("qgan sample: needs exactly one MODEL (see qgan sample --help)");
+  const std::optional<parsed_args> maybe_parsed = parse_command("sample", args, specs, help, "MODEL", ctx);
+  if (!maybe_parsed) return 0;
+  const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);
   const std::filesystem::path output = parsed.required("-o");
   std::optional<std::size_t> n;
