@@ -93,6 +93,15 @@ TEST_CASE("FID-FMNIST matches scipy's sqrtm on the same features", "[dcgan][metr
   CHECK(dcgan::frechet_reference(gb).distance(ga) == Approx(expected_fid).epsilon(1e-6));
   CHECK(std::abs(dcgan::frechet_distance(ga, ga)) < 1e-8 * ga.covariance.trace());
 
+  // The production case: 128-d features of the shipped generator's images against the
+  // shipped test-set statistics, whose covariance is near-singular in places.
+  const dcgan::frechet_reference test_set(dcgan::read_reference_gaussian(
+      qgan::io::safetensors_file::open(weights_dir + "/fid_reference.safetensors")));
+  const double expected_generated = std::stod(file.metadata().at("fid_generated_vs_test_scipy"));
+  const dcgan::gaussian generated = dcgan::gaussian_fit(matrix_of(file, "features_generated"));
+  CHECK(test_set.distance(generated) == Approx(expected_generated).epsilon(1e-6));
+  CHECK(dcgan::frechet_distance(generated, test_set.reference()) == Approx(expected_generated).epsilon(1e-6));
+
   const double expected_is = std::stod(file.metadata().at("is_logits"));
   CHECK(dcgan::inception_score(matrix_of(file, "logits")) == Approx(expected_is).epsilon(1e-9));
 }
