@@ -12,6 +12,8 @@
 
 #include "cli.hpp"
 #include "dcgan/evaluation.hpp"
+#include "dcgan/images.hpp"
+#include "dcgan/latent.hpp"
 #include "dcgan/quantize_model.hpp"
 #include "test_files.hpp"
 

@@ -15,6 +15,7 @@
 #include "dcgan/metrics.hpp"
 #include "dcgan/model.hpp"
 #include "dcgan/weights.hpp"
+#include "qgan/io/safetensors.hpp"
 
 namespace {
 

@@ -6,6 +6,8 @@
 
 #include "cli.hpp"
 #include "dcgan/evaluation.hpp"
+#include "dcgan/images.hpp"
+#include "dcgan/latent.hpp"
 #include "progress.hpp"
 
 namespace qgan_cli {

@@ -6,6 +6,9 @@
 
 #include "cli.hpp"
 #include "dcgan/weights.hpp"
+#include "qgan/io/qgan_file.hpp"
+#include "qgan/io/safetensors.hpp"
+#include "qgan/qgan.hpp"
 
 namespace qgan_cli {
 

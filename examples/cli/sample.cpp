@@ -5,6 +5,9 @@
 
 #include "cli.hpp"
 #include "dcgan/evaluation.hpp"
+#include "dcgan/images.hpp"
+#include "dcgan/latent.hpp"
+#include "qgan/core/finite.hpp"
 #include "progress.hpp"
 #include "qgan/io/atomic_write.hpp"
 

@@ -21,6 +21,8 @@
 
 #include "args.hpp"
 #include "dcgan/evaluation.hpp"
+#include "dcgan/images.hpp"
+#include "dcgan/latent.hpp"
 #include "dcgan/quantize_model.hpp"
 
 namespace {

@@ -4,19 +4,12 @@
 // on the comparison image are drawn from stb_easy_font's quads.
 #pragma once
 
-#include <stb/stb_easy_font.h>
-#include <stb/stb_image_write.h>
-
-#include <algorithm>
-#include <cmath>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
-#include <span>
 #include <string>
 #include <vector>
 
-#include "qgan/io/atomic_write.hpp"
 #include "qgan/nn/tensor.hpp"
 
 namespace dcgan {
@@ -32,95 +25,25 @@ struct gray_image {
   std::uint8_t& at(int x, int y) { return pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)]; }
 };
 
-inline std::uint8_t to_pixel(float x) {
-  const float scaled = std::nearbyint((x + 1.0f) * 127.5f);  // ties to even (default mode)
-  return static_cast<std::uint8_t>(std::clamp(scaled, 0.0f, 255.0f));
-}
+std::uint8_t to_pixel(float x);
 
 /// All pixels of a batch (N, 1, H, W), in storage order.
-inline std::vector<std::uint8_t> to_pixels(const qgan::nn::tensor4& images) {
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(images.size()));
-  for (Eigen::Index i = 0; i < images.size(); ++i) out[static_cast<std::size_t>(i)] = to_pixel(images.data()[i]);
-  return out;
-}
+std::vector<std::uint8_t> to_pixels(const qgan::nn::tensor4& images);
 
 /// Images laid out `columns` wide with a `gap`-pixel gray border between them.
-inline gray_image image_grid(const qgan::nn::tensor4& images, int columns, int gap = 2) {
-  const int count = static_cast<int>(images.dimension(0));
-  const int h = static_cast<int>(images.dimension(2));
-  const int w = static_cast<int>(images.dimension(3));
-  columns = std::max(1, std::min(columns, count));
-  const int rows = (count + columns - 1) / columns;
-  gray_image grid(gap + columns * (w + gap), gap + rows * (h + gap), 96);
-  const std::vector<std::uint8_t> pixels = to_pixels(images);
-  for (int n = 0; n < count; ++n) {
-    const int left = gap + (n % columns) * (w + gap);
-    const int top = gap + (n / columns) * (h + gap);
-    for (int y = 0; y < h; ++y) {
-      for (int x = 0; x < w; ++x) {
-        grid.at(left + x, top + y) = pixels[(static_cast<std::size_t>(n) * static_cast<std::size_t>(h) + static_cast<std::size_t>(y)) * static_cast<std::size_t>(w) + static_cast<std::size_t>(x)];
-      }
-    }
-  }
-  return grid;
-}
+gray_image image_grid(const qgan::nn::tensor4& images, int columns, int gap = 2);
 
 /// Copies `source` into `target` with its top-left corner at (left, top), clipped.
-inline void paste(gray_image& target, const gray_image& source, int left, int top) {
-  for (int y = 0; y < source.height; ++y) {
-    for (int x = 0; x < source.width; ++x) {
-      const int tx = left + x;
-      const int ty = top + y;
-      if (tx >= 0 && tx < target.width && ty >= 0 && ty < target.height) {
-        target.at(tx, ty) = source.pixels[static_cast<std::size_t>(y) * static_cast<std::size_t>(source.width) + static_cast<std::size_t>(x)];
-      }
-    }
-  }
-}
+void paste(gray_image& target, const gray_image& source, int left, int top);
 
 /// Draws ASCII text with stb_easy_font (about 7 px high at scale 1), scaled by `scale`.
-inline void draw_text(gray_image& image, int left, int top, const std::string& text, int scale = 2,
-                      std::uint8_t value = 255) {
-  std::string buffer = text;
-  std::vector<char> quads(text.size() * 270 + 1024);  // stb_easy_font's sizing advice
-  const int count = stb_easy_font_print(0, 0, buffer.data(), nullptr, quads.data(), static_cast<int>(quads.size()));
-  struct vertex {
-    float x, y, z;
-    unsigned char color[4];
-  };
-  for (int q = 0; q < count; ++q) {
-    vertex v[4];
-    std::memcpy(v, quads.data() + static_cast<std::size_t>(q) * sizeof v, sizeof v);
-    const int x0 = left + static_cast<int>(v[0].x) * scale;
-    const int y0 = top + static_cast<int>(v[0].y) * scale;
-    const int x1 = left + static_cast<int>(v[2].x) * scale;
-    const int y1 = top + static_cast<int>(v[2].y) * scale;
-    for (int y = std::max(0, y0); y < std::min(image.height, y1); ++y) {
-      for (int x = std::max(0, x0); x < std::min(image.width, x1); ++x) image.at(x, y) = value;
-    }
-  }
-}
+void draw_text(gray_image& image, int left, int top, const std::string& text, int scale = 2,
+               std::uint8_t value = 255);
 
 /// PNG bytes of the image (8-bit grayscale).
-inline std::vector<std::byte> encode_png(const gray_image& image) {
-  std::vector<std::byte> bytes;
-  const auto sink = [](void* context, void* data, int size) {
-    auto* out = static_cast<std::vector<std::byte>*>(context);
-    const auto* begin = static_cast<const std::byte*>(data);
-    out->insert(out->end(), begin, begin + size);
-  };
-  if (image.width < 1 || image.height < 1 ||
-      stbi_write_png_to_func(sink, &bytes, image.width, image.height, 1, image.pixels.data(), image.width) == 0) {
-    qgan::detail::throw_error("PNG encoder failed for a ", image.width, "x", image.height, " image");
-  }
-  return bytes;
-}
+std::vector<std::byte> encode_png(const gray_image& image);
 
-inline void write_png(const std::filesystem::path& path, const gray_image& image) {
-  const std::vector<std::byte> bytes = encode_png(image);
-  qgan::io::atomic_file file(path);
-  file.write(bytes);
-  file.commit();
-}
+/// Writes the PNG atomically (temporary file, fsync, rename).
+void write_png(const std::filesystem::path& path, const gray_image& image);
 
 }  // namespace dcgan

@@ -5,15 +5,11 @@
 // wrong or damaged file fails with the tensor's name instead of computing garbage.
 #pragma once
 
-#include <cstddef>
-#include <string>
+#include <cstdint>
 
 #include "dcgan/weights.hpp"
-#include "qgan/nn/activations.hpp"
 #include "qgan/nn/batch_norm.hpp"
-#include "qgan/nn/conv2d.hpp"
-#include "qgan/nn/conv_transpose2d.hpp"
-#include "qgan/nn/linear.hpp"
+#include "qgan/nn/tensor.hpp"
 
 namespace dcgan {
 
@@ -21,91 +17,14 @@ using qgan::nn::tensor1;
 using qgan::nn::tensor2;
 using qgan::nn::tensor4;
 
-namespace detail {
-
-inline tensor1 to_tensor1(const float_tensor& t) {
-  tensor1 out(static_cast<Eigen::Index>(t.values.size()));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-inline tensor2 to_tensor2(const float_tensor& t) {
-  tensor2 out(t.shape.at(0), t.shape.at(1));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-inline tensor4 to_tensor4(const float_tensor& t) {
-  tensor4 out(t.shape.at(0), t.shape.at(1), t.shape.at(2), t.shape.at(3));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-inline tensor4 conv_weight(const weight_set& w, const std::string& name, std::int64_t a,
-                           std::int64_t b) {
-  return to_tensor4(w.at(name + ".weight", {a, b, 4, 4}));
-}
-
-inline qgan::nn::batch_norm2d_params batch_norm(const weight_set& w, const std::string& name,
-                                                std::int64_t channels) {
-  const qgan::shape_t shape{channels};
-  return {to_tensor1(w.at(name + ".running_mean", shape)),
-          to_tensor1(w.at(name + ".running_var", shape)), to_tensor1(w.at(name + ".weight", shape)),
-          to_tensor1(w.at(name + ".bias", shape)), 1e-5f};
-}
-
-// The width a network's first weight declares, checked to be usable.
-inline std::int64_t first_extent(const weight_set& w, const std::string& name, std::size_t axis) {
-  const float_tensor* t = w.find(name);
-  if (t == nullptr) {
-    qgan::detail::throw_error(w.source(), ": tensor '", name, "': missing (is this the right model file?)");
-  }
-  if (t->shape.size() != 4 || t->shape[axis] < 1) {
-    qgan::detail::throw_error(w.source(), ": tensor '", name, "': shape ", qgan::to_string(t->shape),
-                              " is not a 4-D convolution weight");
-  }
-  return t->shape[axis];
-}
-
-}  // namespace detail
-
 /// z (N, nz, 1, 1) -> images (N, 1, 32, 32) in [-1, 1].
 class generator {
  public:
-  explicit generator(const weight_set& w)
-      : nz_(detail::first_extent(w, "deconv1.weight", 0)),
-        ngf_(detail::first_extent(w, "deconv1.weight", 1) / 4) {
-    if (ngf_ < 1 || ngf_ * 4 != detail::first_extent(w, "deconv1.weight", 1)) {
-      qgan::detail::throw_error(w.source(), ": tensor 'deconv1.weight': ",
-                                detail::first_extent(w, "deconv1.weight", 1),
-                                " output channels is not 4 * ngf");
-    }
-    w1_ = detail::conv_weight(w, "deconv1", nz_, 4 * ngf_);
-    w2_ = detail::conv_weight(w, "deconv2", 4 * ngf_, 2 * ngf_);
-    w3_ = detail::conv_weight(w, "deconv3", 2 * ngf_, ngf_);
-    w4_ = detail::conv_weight(w, "deconv4", ngf_, 1);
-    bn1_ = detail::batch_norm(w, "bn1", 4 * ngf_);
-    bn2_ = detail::batch_norm(w, "bn2", 2 * ngf_);
-    bn3_ = detail::batch_norm(w, "bn3", ngf_);
-  }
-
+  explicit generator(const weight_set& w);
   [[nodiscard]] std::int64_t nz() const { return nz_; }
-
-  [[nodiscard]] tensor4 operator()(const tensor4& z) const {
-    using namespace qgan::nn;
-    if (z.dimension(1) != nz_ || z.dimension(2) != 1 || z.dimension(3) != 1) {
-      qgan::detail::throw_error("generator: z has shape ", detail_dims(z), ", expected [N,", nz_, ",1,1]");
-    }
-    const conv_transpose2d_options up{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-    tensor4 x = relu(batch_norm2d(conv_transpose2d(z, w1_), bn1_));
-    x = relu(batch_norm2d(conv_transpose2d(x, w2_, up), bn2_));
-    x = relu(batch_norm2d(conv_transpose2d(x, w3_, up), bn3_));
-    return qgan::nn::tanh(conv_transpose2d(x, w4_, up));
-  }
+  [[nodiscard]] tensor4 operator()(const tensor4& z) const;
 
  private:
-  static std::string detail_dims(const tensor4& t) { return qgan::nn::detail::dims_string(t); }
-
   std::int64_t nz_;
   std::int64_t ngf_;
   tensor4 w1_, w2_, w3_, w4_;
@@ -115,26 +34,8 @@ class generator {
 /// images (N, 1, 32, 32) -> probability of "real", N values.
 class discriminator {
  public:
-  explicit discriminator(const weight_set& w) : ndf_(detail::first_extent(w, "conv1.weight", 0)) {
-    w1_ = detail::conv_weight(w, "conv1", ndf_, 1);
-    w2_ = detail::conv_weight(w, "conv2", 2 * ndf_, ndf_);
-    w3_ = detail::conv_weight(w, "conv3", 4 * ndf_, 2 * ndf_);
-    w4_ = detail::conv_weight(w, "conv4", 1, 4 * ndf_);
-    bn2_ = detail::batch_norm(w, "bn2", 2 * ndf_);
-    bn3_ = detail::batch_norm(w, "bn3", 4 * ndf_);
-  }
-
-  [[nodiscard]] tensor1 operator()(const tensor4& images) const {
-    using namespace qgan::nn;
-    const conv2d_options down{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-    tensor4 x = leaky_relu(conv2d(images, w1_, down), 0.2f);
-    x = leaky_relu(batch_norm2d(conv2d(x, w2_, down), bn2_), 0.2f);
-    x = leaky_relu(batch_norm2d(conv2d(x, w3_, down), bn3_), 0.2f);
-    const tensor4 logits = sigmoid(conv2d(x, w4_));
-    tensor1 out(logits.dimension(0));
-    std::copy(logits.data(), logits.data() + logits.size(), out.data());
-    return out;
-  }
+  explicit discriminator(const weight_set& w);
+  [[nodiscard]] tensor1 operator()(const tensor4& images) const;
 
  private:
   std::int64_t ndf_;
@@ -153,33 +54,8 @@ class classifier {
   static constexpr std::int64_t feature_dim = 128;
   static constexpr std::int64_t classes = 10;
 
-  explicit classifier(const weight_set& w) {
-    w1_ = detail::conv_weight(w, "conv1", 32, 1);
-    w2_ = detail::conv_weight(w, "conv2", 64, 32);
-    w3_ = detail::conv_weight(w, "conv3", 128, 64);
-    bn1_ = detail::batch_norm(w, "bn1", 32);
-    bn2_ = detail::batch_norm(w, "bn2", 64);
-    bn3_ = detail::batch_norm(w, "bn3", 128);
-    fc1_ = detail::to_tensor2(w.at("fc1.weight", {feature_dim, 2048}));
-    fc1_bias_ = detail::to_tensor1(w.at("fc1.bias", {feature_dim}));
-    fc2_ = detail::to_tensor2(w.at("fc2.weight", {classes, feature_dim}));
-    fc2_bias_ = detail::to_tensor1(w.at("fc2.bias", {classes}));
-  }
-
-  [[nodiscard]] classifier_outputs operator()(const tensor4& images) const {
-    using namespace qgan::nn;
-    const conv2d_options down{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-    tensor4 x = relu(batch_norm2d(conv2d(images, w1_, down), bn1_));
-    x = relu(batch_norm2d(conv2d(x, w2_, down), bn2_));
-    x = relu(batch_norm2d(conv2d(x, w3_, down), bn3_));
-    // Flatten in (C, H, W) order: NCHW row-major storage already is that order.
-    tensor2 flat(x.dimension(0), x.dimension(1) * x.dimension(2) * x.dimension(3));
-    std::copy(x.data(), x.data() + x.size(), flat.data());
-    classifier_outputs out;
-    out.features = relu(linear(flat, fc1_, fc1_bias_));
-    out.logits = linear(out.features, fc2_, fc2_bias_);
-    return out;
-  }
+  explicit classifier(const weight_set& w);
+  [[nodiscard]] classifier_outputs operator()(const tensor4& images) const;
 
  private:
   tensor4 w1_, w2_, w3_;

@@ -4,22 +4,21 @@
 // forward pass and differ only in the numbers they are handed.
 #pragma once
 
-#include <algorithm>
-#include <array>
-#include <cstring>
-#include <cstddef>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 #include <vector>
 
-#include "qgan/io/qgan_file.hpp"
-#include "qgan/io/safetensors.hpp"
-#include "qgan/qgan.hpp"
+#include "qgan/core/error.hpp"
+#include "qgan/core/shape.hpp"
+
+namespace qgan::io {
+class safetensors_file;
+struct qgan_model;
+struct raw_tensor;
+}  // namespace qgan::io
 
 namespace dcgan {
 
@@ -65,75 +64,20 @@ class weight_set {
   std::map<std::string, float_tensor, std::less<>> tensors_;
 };
 
+/// F16, BF16 and F64 tensors that `qgan quantize` kept byte for byte, as float.
+std::vector<float> decode_floats(const qgan::io::raw_tensor& raw);
+
 /// Every floating-point tensor of a safetensors file (integer tensors such as BatchNorm's
 /// num_batches_tracked are not weights and are left out).
-inline weight_set weights_from_safetensors(const qgan::io::safetensors_file& file) {
-  weight_set weights(file.source());
-  for (const auto& tensor : file.tensors()) {
-    using qgan::io::dtype;
-    if (tensor.type != dtype::f32 && tensor.type != dtype::f16 && tensor.type != dtype::bf16 &&
-        tensor.type != dtype::f64) {
-      continue;
-    }
-    weights.add(tensor.name, {tensor.shape, file.read_float(tensor)});
-  }
-  return weights;
-}
-
-/// F16, BF16 and F64 tensors that `qgan quantize` kept byte for byte, as float.
-inline std::vector<float> decode_floats(const qgan::io::raw_tensor& raw) {
-  using qgan::io::dtype;
-  const std::size_t width = qgan::io::dtype_bits(raw.type) / 8;
-  std::vector<float> out(raw.bytes.size() / width);
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const std::byte* in = raw.bytes.data() + i * width;
-    if (raw.type == dtype::f64) {
-      double value = 0;
-      std::memcpy(&value, in, sizeof value);
-      out[i] = static_cast<float>(value);
-    } else if (raw.type == dtype::f32) {
-      std::memcpy(&out[i], in, sizeof(float));
-    } else {
-      std::uint16_t bits = 0;
-      std::memcpy(&bits, in, sizeof bits);
-      out[i] = raw.type == dtype::bf16 ? qgan::io::bf16_to_float(bits) : qgan::io::f16_to_float(bits);
-    }
-  }
-  return out;
-}
+weight_set weights_from_safetensors(const qgan::io::safetensors_file& file);
 
 /// Float tensors as stored, packed tensors decoded with qgan::dequantize.
-inline weight_set weights_from_qgan(const qgan::io::qgan_model& model) {
-  weight_set weights(model.source.empty() ? std::string("qgan model") : model.source);
-  for (const auto& entry : model.tensors) {
-    if (const auto* packed = std::get_if<qgan::packed_tensor>(&entry.tensor)) {
-      weights.add(entry.name, {packed->shape, qgan::dequantize(*packed, entry.name)});
-    } else if (const auto* floats = std::get_if<qgan::io::float_tensor>(&entry.tensor)) {
-      weights.add(entry.name, {floats->shape, floats->values});
-    } else if (const auto* raw = std::get_if<qgan::io::raw_tensor>(&entry.tensor)) {
-      if (qgan::io::is_float_readable(raw->type)) weights.add(entry.name, {raw->shape, decode_floats(*raw)});
-    }
-  }
-  return weights;
-}
+weight_set weights_from_qgan(const qgan::io::qgan_model& model);
 
 /// True when the file starts with the .qgan magic; the extension is not trusted.
-inline bool is_qgan_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::array<char, 8> head{};
-  in.read(head.data(), head.size());
-  if (in.gcount() != static_cast<std::streamsize>(head.size())) return false;
-  return std::equal(head.begin(), head.end(), qgan::io::qgan_file_detail::magic.begin(),
-                    [](char a, std::byte b) { return static_cast<std::byte>(a) == b; });
-}
+bool is_qgan_file(const std::filesystem::path& path);
 
 /// A model file of either kind; errors name the path.
-inline weight_set load_weights(const std::filesystem::path& path) {
-  if (!std::filesystem::exists(path)) {
-    qgan::detail::throw_error(path.string(), ": no such file");
-  }
-  if (is_qgan_file(path)) return weights_from_qgan(qgan::io::read_qgan(path));
-  return weights_from_safetensors(qgan::io::safetensors_file::open(path));
-}
+weight_set load_weights(const std::filesystem::path& path);
 
 }  // namespace dcgan

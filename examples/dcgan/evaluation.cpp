@@ -1,0 +1,75 @@
+#include "dcgan/evaluation.hpp"
+
+#include <algorithm>
+
+#include "dcgan/images.hpp"
+#include "dcgan/latent.hpp"
+#include "qgan/io/safetensors.hpp"
+
+namespace dcgan {
+
+
+/// Images G(z) for n latent vectors stored row after row in z (n * nz floats), in batches
+/// so memory stays flat whatever n is.
+tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t n,
+                             const progress_callback& progress, std::size_t batch) {
+  const auto nz = static_cast<std::size_t>(G.nz());
+  if (z.size() != n * nz) {
+    qgan::detail::throw_error("generator: ", z.size(), " latent floats for ", n, " samples of ", nz);
+  }
+  tensor4 images;
+  for (std::size_t first = 0; first < n; first += batch) {
+    const std::size_t count = std::min(batch, n - first);
+    tensor4 zb(static_cast<Eigen::Index>(count), G.nz(), 1, 1);
+    std::copy(z.begin() + static_cast<std::ptrdiff_t>(first * nz),
+              z.begin() + static_cast<std::ptrdiff_t>((first + count) * nz), zb.data());
+    const tensor4 out = G(zb);
+    if (first == 0) images = tensor4(static_cast<Eigen::Index>(n), out.dimension(1), out.dimension(2), out.dimension(3));
+    std::copy(out.data(), out.data() + out.size(), images.data() + static_cast<std::ptrdiff_t>(first) * out.size() / static_cast<std::ptrdiff_t>(count));
+    if (progress) progress(first + count);
+  }
+  return images;
+}
+
+
+classified classify(const classifier& C, const tensor4& images, std::size_t batch) {
+  const auto n = static_cast<std::size_t>(images.dimension(0));
+  const Eigen::Index image_size = images.dimension(1) * images.dimension(2) * images.dimension(3);
+  classified out{Eigen::MatrixXd(static_cast<Eigen::Index>(n), classifier::feature_dim),
+                 Eigen::MatrixXd(static_cast<Eigen::Index>(n), classifier::classes)};
+  for (std::size_t first = 0; first < n; first += batch) {
+    const std::size_t count = std::min(batch, n - first);
+    tensor4 xb(static_cast<Eigen::Index>(count), images.dimension(1), images.dimension(2), images.dimension(3));
+    const float* begin = images.data() + static_cast<Eigen::Index>(first) * image_size;
+    std::copy(begin, begin + static_cast<Eigen::Index>(count) * image_size, xb.data());
+    const classifier_outputs c = C(xb);
+    for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(count); ++i) {
+      for (Eigen::Index j = 0; j < classifier::feature_dim; ++j) out.features(static_cast<Eigen::Index>(first) + i, j) = c.features(i, j);
+      for (Eigen::Index j = 0; j < classifier::classes; ++j) out.logits(static_cast<Eigen::Index>(first) + i, j) = c.logits(i, j);
+    }
+  }
+  return out;
+}
+
+reference_assets reference_assets::load(const std::filesystem::path& dir) {
+  return {dir, classifier(load_weights(dir / "classifier.safetensors")),
+          frechet_reference(read_reference_gaussian(qgan::io::safetensors_file::open(dir / "fid_reference.safetensors"))),
+          load_weights(dir / "generator.safetensors")};
+}
+
+
+/// Scores images (generated from some z) against the reference, with PSNR against
+/// reference_pixels: the fp32 generator's 8-bit images for the same z.
+quality score(const tensor4& images, std::span<const std::uint8_t> reference_pixels,
+                     const reference_assets& assets, int resamples, std::uint64_t seed) {
+  const classified c = classify(assets.C, images);
+  quality q;
+  q.samples = static_cast<std::size_t>(images.dimension(0));
+  q.fid = fid_with_bootstrap(c.features, assets.fid_reference, resamples, seed);
+  q.inception = inception_score(c.logits);
+  const std::vector<std::uint8_t> pixels = to_pixels(images);
+  q.psnr = psnr_u8(reference_pixels, pixels);
+  return q;
+}
+
+}  // namespace dcgan
