@@ -138,6 +138,30 @@ inline void check_encode_minmax(const qgan::simd::kernel_table& kernels) {
   }
 }
 
+// The sums em_pass returns, as the plain loop over the reference encode/decode forms them.
+inline qgan::simd::em_sums em_sums_reference(const std::vector<float>& values, const qgan::uniform_params& grid,
+                                             float mean) {
+  qgan::simd::em_sums exact;
+  for (const float value : values) {
+    const auto z = qgan::detail::uniform_encode(value, grid);
+    const double error = double(value) - qgan::detail::uniform_decode(z, grid);
+    exact.squared_error += error * error;
+    exact.code_sum += z;
+    exact.code_square_sum += double(z) * z;
+    exact.centred_cross += (double(value) - mean) * z;
+  }
+  return exact;
+}
+
+inline void require_em_sums_match(const qgan::simd::em_sums& fast, const qgan::simd::em_sums& exact) {
+  REQUIRE(fast.code_sum == exact.code_sum);  // integers: exact in any order
+  REQUIRE(fast.code_square_sum == exact.code_square_sum);
+  // Both sums are formed in double from the same terms, in another order: 1e-12
+  // relative for the squared error; the cross sum is centred at the end: 1e-9.
+  REQUIRE(fast.squared_error == Approx(exact.squared_error).epsilon(1e-12).margin(1e-300));
+  REQUIRE(fast.centred_cross == Approx(exact.centred_cross).epsilon(1e-9).margin(1e-12));
+}
+
 inline void check_em_pass(const qgan::simd::kernel_table& kernels) {
   INFO("instruction set " << kernels.arch_name);
   for (const std::size_t count : sweep_sizes()) {
@@ -146,22 +170,8 @@ inline void check_em_pass(const qgan::simd::kernel_table& kernels) {
       const qgan::uniform_params grid{.alpha = 0.04f / float((1 << bits) - 1), .beta = -0.02f, .bits = bits};
       const float mean = 0.001f;
       const auto fast = kernels.em_pass(values.data(), count, grid, mean);
-      qgan::simd::em_sums exact;
-      for (const float value : values) {
-        const auto z = qgan::detail::uniform_encode(value, grid);
-        const double error = double(value) - qgan::detail::uniform_decode(z, grid);
-        exact.squared_error += error * error;
-        exact.code_sum += z;
-        exact.code_square_sum += double(z) * z;
-        exact.centred_cross += (double(value) - mean) * z;
-      }
       INFO(bits << " bits, " << count << " values");
-      REQUIRE(fast.code_sum == exact.code_sum);  // integers: exact in any order
-      REQUIRE(fast.code_square_sum == exact.code_square_sum);
-      // Both sums are formed in double from the same terms, in another order: 1e-12
-      // relative for the squared error; the cross sum is centred at the end: 1e-9.
-      REQUIRE(fast.squared_error == Approx(exact.squared_error).epsilon(1e-12).margin(1e-300));
-      REQUIRE(fast.centred_cross == Approx(exact.centred_cross).epsilon(1e-9).margin(1e-12));
+      require_em_sums_match(fast, em_sums_reference(values, grid, mean));
     }
   }
 }
@@ -186,20 +196,8 @@ inline void check_em_pass_near_ties(const qgan::simd::kernel_table& kernels) {
     }
     const float mean = 0.001f;
     const auto fast = kernels.em_pass(values.data(), values.size(), grid, mean);
-    qgan::simd::em_sums exact;
-    for (const float value : values) {
-      const auto z = qgan::detail::uniform_encode(value, grid);
-      const double error = double(value) - qgan::detail::uniform_decode(z, grid);
-      exact.squared_error += error * error;
-      exact.code_sum += z;
-      exact.code_square_sum += double(z) * z;
-      exact.centred_cross += (double(value) - mean) * z;
-    }
     INFO(bits << " bits");
-    REQUIRE(fast.code_sum == exact.code_sum);
-    REQUIRE(fast.code_square_sum == exact.code_square_sum);
-    REQUIRE(fast.squared_error == Approx(exact.squared_error).epsilon(1e-12).margin(1e-300));
-    REQUIRE(fast.centred_cross == Approx(exact.centred_cross).epsilon(1e-9).margin(1e-12));
+    require_em_sums_match(fast, em_sums_reference(values, grid, mean));
   }
 }
 
