@@ -175,6 +175,7 @@ TEST_CASE("Bad flags are usage errors (exit 2) that name the option", "[cli]") {
       {{"sample", g, "--arch", "dcgan", "-o", "x.png", "--z", "z.bin", "--seed", "1"}, "--z or --seed, not both"},
       {{"eval", g, "--arch", "dcgan", "--bootstrap", "1"}, "--bootstrap 1 gives no spread"},
       {{"info"}, "needs exactly one FILE"},
+      {{"quantize", g, "-o", g, "--method", "em", "--bits", "2"}, "is the input file"},
   };
   for (const bad& b : cases) {
     INFO(b.says);
@@ -240,4 +241,34 @@ TEST_CASE("Bad files fail (exit 1) with a message naming the file and tensor", "
     for (const std::string& part : b.says) CHECK_THAT(e.str(), Catch::Contains(part));
   }
   CHECK_FALSE(std::filesystem::exists(out));  // nothing half-written under the final name
+  CHECK_FALSE(std::filesystem::exists(png));
+}
+
+TEST_CASE("A weight that is NaN is refused naming the file and tensor", "[cli]") {
+  const qgan::test::temp_dir dir("qgan_cli_");
+  const auto source = qgan::io::safetensors_file::open(generator_path);
+  std::vector<std::vector<float>> values;
+  std::vector<qgan::io::safetensors_tensor> tensors;
+  for (const auto& t : source.tensors()) {
+    if (t.type != qgan::io::dtype::f32) continue;
+    values.push_back(source.read_float(t));
+    if (t.name == "bn2.running_mean") values.back()[5] = std::numeric_limits<float>::quiet_NaN();
+  }
+  std::size_t k = 0;
+  for (const auto& t : source.tensors()) {
+    if (t.type == qgan::io::dtype::f32) tensors.push_back(qgan::io::make_f32_tensor(t.name, t.shape, values[k++]));
+  }
+  const auto bad = dir.path / "nan.safetensors";
+  qgan::io::write_safetensors(bad, tensors);
+  const cli_result r = run_cli({"sample", bad.string(), "--arch", "dcgan", "-o", (dir.path / "x.png").string()});
+  CHECK(r.code == 1);
+  CHECK_THAT(r.err, Catch::Contains("nan.safetensors") && Catch::Contains("bn2.running_mean") &&
+                        Catch::Contains("element 5 is NaN"));
+  // "--" ends the options, so a file name may start with '-'.
+  std::filesystem::copy_file(generator_path, dir.path / "-g.safetensors");
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path);
+  const int code = run_cli({"info", "--", "-g.safetensors"}).code;
+  std::filesystem::current_path(previous);
+  CHECK(code == 0);
 }

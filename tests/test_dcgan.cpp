@@ -126,6 +126,10 @@ TEST_CASE("FID of Gaussians with known moments, the bootstrap spread and IS boun
   Eigen::MatrixXd confident = Eigen::MatrixXd::Constant(10, 10, -1000.0);
   for (int i = 0; i < 10; ++i) confident(i, i) = 0;
   CHECK(dcgan::inception_score(confident) == Approx(10.0));
+  // A class no sample gives any probability (its softmax underflows to 0) adds nothing.
+  Eigen::MatrixXd never = Eigen::MatrixXd::Zero(4, 3);
+  never.col(2).setConstant(-2000.0);
+  CHECK(dcgan::inception_score(never) == Approx(1.0));
 
   const std::vector<std::uint8_t> a{0, 10, 255, 128};
   std::vector<std::uint8_t> b = a;
@@ -156,6 +160,7 @@ TEST_CASE("Image grids, labels and PNG encoding round-trip through stb_image", "
   CHECK(dcgan::to_pixel(5.0f) == 255);
   CHECK(dcgan::to_pixel(-0.0039215689f) == 127);  // (x+1)*127.5 = 127.0
   CHECK(dcgan::to_pixel(0.0f) == 128);             // 127.5 rounds to even
+  CHECK(dcgan::to_pixel(std::numeric_limits<float>::quiet_NaN()) == 0);
 
   const dcgan::gray_image grid = dcgan::image_grid(images, 2, 1);
   CHECK(grid.width == 1 + 2 * (5 + 1));

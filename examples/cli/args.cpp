@@ -65,13 +65,22 @@ parsed_args parse_args(const std::string& command, std::span<const std::string> 
   parsed_args parsed;
   parsed.command = command;
   const std::string see = " (see qgan " + command + " --help)";
+  bool options_ended = false;  // after "--" every word is positional, even "-file"
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string word = args[i];
+    if (options_ended) {
+      parsed.positionals.push_back(word);
+      continue;
+    }
+    if (word == "--") {
+      options_ended = true;
+      continue;
+    }
     if (word == "--help" || word == "-h") {
       parsed.values_["--help"].push_back("");
       continue;
     }
-    if (word.size() < 2 || word[0] != '-' || word == "--") {
+    if (word.size() < 2 || word[0] != '-') {
       parsed.positionals.push_back(word);
       continue;
     }

@@ -30,7 +30,9 @@ constexpr const char* help =
     "  --seed S            latent seed (default 1)\n"
     "  --bootstrap B       bootstrap resamples for the FID std (default 50; 0 = none)\n"
     "  --weights-dir DIR   classifier.safetensors, fid_reference.safetensors and the fp32\n"
-    "                      generator.safetensors (default: the shipped examples/dcgan/weights)\n"
+    "                      generator.safetensors; default: $QGAN_DCGAN_WEIGHTS, else\n"
+    "                      share/qgan/dcgan beside the installed binary, else the source\n"
+    "                      tree's examples/dcgan/weights\n"
     "  --json              print one JSON object instead of text\n";
 
 const option_spec specs[] = {
@@ -75,7 +77,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
     j["identical_to_fp32"] = std::isinf(q.psnr);
     j["reference"] = "classifier relu4 features of the 10000 Fashion-MNIST test images";
     j["weights_dir"] = weights_dir.string();
-    ctx.out << j.dump(2) << "\n";
+    ctx.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   ctx.out << std::fixed << std::setprecision(2) << parsed.positionals[0] << " (N = " << q.samples << ", seed " << seed

@@ -72,7 +72,7 @@ int command_info(std::span<const std::string> args, const context& ctx) {
         fp32_bytes += f->values.size() * 4;
       } else if (const auto* r = std::get_if<qgan::io::raw_tensor>(&entry.tensor)) {
         print_row(out, entry.name, qgan::to_string(r->shape), std::string(qgan::io::dtype_name(r->type)), "-", std::to_string(r->bytes.size()));
-        fp32_bytes += r->bytes.size();
+        fp32_bytes += qgan::io::is_float_readable(r->type) ? qgan::element_count(r->shape) * 4 : r->bytes.size();
       }
     }
     out << "\n" << path.string() << ": qgan model, " << model.tensors.size() << " tensors (" << packed_count

@@ -70,6 +70,10 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
   if (dcgan::is_qgan_file(input)) {
     throw qgan::error(input.string() + ": already a .qgan model; quantize the original .safetensors");
   }
+  if (std::filesystem::exists(output) && std::filesystem::equivalent(input, output)) {
+    throw usage_error("qgan quantize: -o " + output.string() + " is the input file; it would be replaced");
+  }
+  const auto in_bytes = std::filesystem::file_size(input);
   const auto file = qgan::io::safetensors_file::open(input);
   qgan::io::qgan_model model;
   {
@@ -81,7 +85,6 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
 
   std::size_t packed = 0;
   for (const auto& entry : model.tensors) packed += std::holds_alternative<qgan::packed_tensor>(entry.tensor) ? 1 : 0;
-  const auto in_bytes = std::filesystem::file_size(input);
   const auto out_bytes = std::filesystem::file_size(output);
   const dcgan::weight_error error = dcgan::measure_weight_error(file, model);
   ctx.out << "wrote " << output.string() << ": " << packed << " of " << model.tensors.size() << " tensors quantized ("

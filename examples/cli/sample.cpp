@@ -26,16 +26,19 @@ constexpr const char* help =
     "  -n N                number of images (default 64, or as many as --z holds)\n"
     "  --seed S            latent seed (default 0): z = Box-Muller over splitmix64(S),\n"
     "                      as examples/dcgan/latent.hpp spells out\n"
-    "  --z FILE            read z instead: raw little-endian float32, n x 100\n"
+    "  --z FILE            read z instead: raw little-endian float32, n x nz (nz = 100\n"
+    "                      for the shipped generator); not with --seed\n"
     "  --raw FILE          also write the float outputs: raw little-endian float32,\n"
     "                      n x 1 x 32 x 32, values in [-1, 1]\n"
     "  --columns C         images per grid row (default 8)\n"
     "\n"
-    "Pixels are round((x + 1) * 127.5), ties to even, clamped to 0..255.\n";
+    "Pixels are round((x + 1) * 127.5) in float32, ties to even, clamped to 0..255.\n";
 
 const option_spec specs[] = {
     {"--arch"}, {"-o", true, false, "--output"}, {"-n"}, {"--seed"}, {"--z"}, {"--raw"}, {"--columns"},
 };
+
+constexpr std::size_t max_images = 100'000;
 
 static_assert(std::endian::native == std::endian::little, "raw float files are little-endian");
 
@@ -50,6 +53,10 @@ std::vector<float> read_latents(const std::filesystem::path& path, std::size_t n
   if (n && *n * row != bytes) {
     throw qgan::error("--z " + path.string() + ": holds " + std::to_string(bytes / row) + " latent vectors but -n is " +
                       std::to_string(*n));
+  }
+  if (bytes / row > max_images) {
+    throw qgan::error("--z " + path.string() + ": holds " + std::to_string(bytes / row) + " latent vectors, more than " +
+                      std::to_string(max_images) + " images at once");
   }
   n = static_cast<std::size_t>(bytes / row);
   std::vector<float> z(*n * nz);
@@ -73,7 +80,7 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   require_dcgan_arch(parsed);
   const std::filesystem::path output = parsed.required("-o");
   std::optional<std::size_t> n;
-  if (parsed.has("-n")) n = static_cast<std::size_t>(parsed.integer("-n", 64, 1, 100'000));
+  if (parsed.has("-n")) n = static_cast<std::size_t>(parsed.integer("-n", 64, 1, max_images));
   const auto seed = static_cast<std::uint64_t>(parsed.integer("--seed", 0, 0, INT64_MAX));
   const int columns = static_cast<int>(parsed.integer("--columns", 8, 1, 4096));
   if (parsed.has("--z") && parsed.has("--seed")) throw usage_error("qgan sample: give --z or --seed, not both");
@@ -92,12 +99,16 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
     images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); });
   }
-  dcgan::write_png(output, dcgan::image_grid(images, columns));
+  // Both files are written to temporaries first, so a failure leaves neither behind.
+  qgan::io::atomic_file png(output);
+  png.write(dcgan::encode_png(dcgan::image_grid(images, columns)));
+  std::optional<qgan::io::atomic_file> raw;
   if (const auto raw_path = parsed.value("--raw")) {
-    qgan::io::atomic_file raw(*raw_path);
-    raw.write(std::as_bytes(std::span<const float>(images.data(), static_cast<std::size_t>(images.size()))));
-    raw.commit();
+    raw.emplace(*raw_path);
+    raw->write(std::as_bytes(std::span<const float>(images.data(), static_cast<std::size_t>(images.size()))));
   }
+  if (raw) raw->commit();
+  png.commit();
   ctx.out << "wrote " << output.string() << ": " << *n << " images from "
           << (parsed.has("--z") ? "--z " + *parsed.value("--z") : "seed " + std::to_string(seed))
           << (parsed.has("--raw") ? ", floats in " + *parsed.value("--raw") : "") << "\n";

@@ -7,10 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <exception>
+#include <span>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
 #include "dcgan/quantize_model.hpp"
+#include "qgan/io/atomic_write.hpp"
 
 namespace {
 
@@ -131,7 +133,8 @@ int main(int argc, char** argv) {
     std::atomic<std::size_t> next{0};
     std::mutex report;
     std::size_t finished = 0;
-    const auto worker = [&]() {
+    std::exception_ptr failure;  // the first worker's error, rethrown after every join
+    const auto work = [&]() {
       for (std::size_t i = next++; i < outcomes.size(); i = next++) {
         outcome& o = outcomes[i];
         if (!o.possible) continue;
@@ -156,9 +159,20 @@ int main(int argc, char** argv) {
                   << ", PSNR " << fixed(o.quality.psnr, 2) << " dB (" << fixed(o.seconds, 1) << " s)\n";
       }
     };
-    std::vector<std::thread> pool;
-    for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
-    for (auto& thread : pool) thread.join();
+    const auto worker = [&]() {
+      try {
+        work();
+      } catch (...) {
+        const std::lock_guard lock(report);
+        if (!failure) failure = std::current_exception();
+        next = outcomes.size();  // the others stop at their next configuration
+      }
+    };
+    {
+      std::vector<std::jthread> pool;  // joins on every exit path
+      for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+    }
+    if (failure) std::rethrow_exception(failure);
 
     // Markdown table and JSON.
     std::ostringstream table;
@@ -206,8 +220,13 @@ int main(int argc, char** argv) {
                                            {"fid_fmnist_bootstrap_std", fp32.quality.fid.bootstrap_std},
                                            {"is_fmnist", fp32.quality.inception}}},
                                  {"configurations", results}};
-    std::ofstream(out_dir / "results.md") << table.str();
-    std::ofstream(out_dir / "results.json") << summary.dump(1) << "\n";
+    const auto write_text = [](const std::filesystem::path& path, const std::string& text) {
+      qgan::io::atomic_file file(path);
+      file.write(std::as_bytes(std::span<const char>(text.data(), text.size())));
+      file.commit();
+    };
+    write_text(out_dir / "results.md", table.str());
+    write_text(out_dir / "results.json", summary.dump(1) + "\n");
 
     // The comparison image: a labelled row of the same 16 latent vectors per configuration.
     std::vector<const outcome*> shown{&fp32};

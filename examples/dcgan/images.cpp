@@ -12,11 +12,12 @@
 
 namespace dcgan {
 
-/// A grayscale picture, row-major.
-
 std::uint8_t to_pixel(float x) {
+  // In float32, as written: (x + 1) and the product each round, so an outside tool must
+  // compute in float32 too to match near a rounding boundary.
   const float scaled = std::nearbyint((x + 1.0f) * 127.5f);  // ties to even (default mode)
-  return static_cast<std::uint8_t>(std::clamp(scaled, 0.0f, 255.0f));
+  if (!(scaled >= 0.0f)) return 0;                          // also NaN: never cast NaN
+  return static_cast<std::uint8_t>(std::min(scaled, 255.0f));
 }
 
 /// All pixels of a batch (N, 1, H, W), in storage order.

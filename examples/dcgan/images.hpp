@@ -1,6 +1,6 @@
-// Generator outputs as 8-bit pictures: pixel = round_half_even((x + 1) * 127.5) clamped
-// to 0..255, the inverse of train.py's x = u / 127.5 - 1, so PSNR and PNGs see the same
-// bytes. PNGs are encoded by stb_image_write (libstb-dev) and written atomically; labels
+// Generator outputs as 8-bit pictures: pixel = round_half_even((x + 1) * 127.5) computed
+// in float32 and clamped to 0..255 (NaN -> 0), the inverse of train.py's
+// x = u / 127.5 - 1, so PSNR and PNGs see the same bytes. PNGs are encoded by stb_image_write (libstb-dev) and written atomically; labels
 // on the comparison image are drawn from stb_easy_font's quads.
 #pragma once
 

@@ -139,7 +139,10 @@ double inception_score(const Eigen::MatrixXd& logits) {
   const Eigen::RowVectorXd log_marginal = p.colwise().mean().array().log();
   double kl_sum = 0;
   for (Eigen::Index i = 0; i < p.rows(); ++i) {
-    kl_sum += (p.row(i).array() * (log_p.row(i) - log_marginal).array()).sum();
+    for (Eigen::Index j = 0; j < p.cols(); ++j) {
+      // 0 * log 0 = 0: a class whose probability underflowed adds nothing (else 0 * inf).
+      if (p(i, j) > 0.0) kl_sum += p(i, j) * (log_p(i, j) - log_marginal(j));
+    }
   }
   return std::exp(kl_sum / static_cast<double>(p.rows()));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <variant>
@@ -73,12 +74,31 @@ bool is_qgan_file(const std::filesystem::path& path) {
 }
 
 /// A model file of either kind; errors name the path.
+namespace {
+
+// A NaN or infinity in a weight would flow through every layer into garbage images and
+// NaN metrics; refuse it where the file is named.
+void require_finite_weights(const weight_set& weights) {
+  for (const auto& [name, tensor] : weights.tensors()) {
+    for (std::size_t i = 0; i < tensor.values.size(); ++i) {
+      if (!std::isfinite(tensor.values[i])) {
+        qgan::detail::throw_error(weights.source(), ": tensor '", name, "': element ", i, " is ",
+                                  std::isnan(tensor.values[i]) ? "NaN" : "infinite", " (weights must be finite)");
+      }
+    }
+  }
+}
+
+}  // namespace
+
 weight_set load_weights(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) {
     qgan::detail::throw_error(path.string(), ": no such file");
   }
-  if (is_qgan_file(path)) return weights_from_qgan(qgan::io::read_qgan(path));
-  return weights_from_safetensors(qgan::io::safetensors_file::open(path));
+  weight_set weights = is_qgan_file(path) ? weights_from_qgan(qgan::io::read_qgan(path))
+                                           : weights_from_safetensors(qgan::io::safetensors_file::open(path));
+  require_finite_weights(weights);
+  return weights;
 }
 
 }  // namespace dcgan

@@ -77,7 +77,7 @@ weight_set weights_from_qgan(const qgan::io::qgan_model& model);
 /// True when the file starts with the .qgan magic; the extension is not trusted.
 bool is_qgan_file(const std::filesystem::path& path);
 
-/// A model file of either kind; errors name the path.
+/// A model file of either kind, every tensor checked finite; errors name the path.
 weight_set load_weights(const std::filesystem::path& path);
 
 }  // namespace dcgan
