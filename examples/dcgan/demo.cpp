@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
     std::vector<outcome> outcomes;
     for (const bool per_channel : {false, true}) {
       for (int bits = 1; bits <= 4; ++bits) {
-        for (const std::string method : {"minmax", "log", "tanh", "em", "em+", "lloyd"}) {
+        for (const std::string& method : dcgan::method_names()) {
           outcome o;
           o.config = {method, bits, per_channel};
           if (method == "log" && bits == 1) {

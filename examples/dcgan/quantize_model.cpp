@@ -14,7 +14,7 @@ namespace dcgan {
 
 /// "em" (the paper's EM), "em+", "minmax", "log", "tanh", "lloyd".
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"em", "em+", "minmax", "log", "tanh", "lloyd"};
+  static const std::vector<std::string> names{"minmax", "log", "tanh", "em", "em+", "lloyd"};
   return names;
 }
 

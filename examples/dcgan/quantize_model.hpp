@@ -19,7 +19,8 @@
 
 namespace dcgan {
 
-/// "em" (the paper's EM), "em+", "minmax", "log", "tanh", "lloyd".
+/// Every method quantize_model takes, in the demo table's order: "minmax", "log", "tanh",
+/// "em" (the paper's EM), "em+", "lloyd".
 const std::vector<std::string>& method_names();
 
 struct pattern_value {
