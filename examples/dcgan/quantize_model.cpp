@@ -41,7 +41,9 @@ decltype(auto) with_policy(const std::string& method, Function&& function) {
   if (method == "log") return function(qgan::log_quantizer{});
   if (method == "tanh") return function(qgan::tanh_quantizer{});
   if (method == "lloyd") return function(qgan::lloyd_max_quantizer{});
-  qgan::detail::throw_error("unknown method '", method, "' (choose em, em+, minmax, log, tanh or lloyd)");
+  std::string choices;
+  for (const std::string& name : method_names()) choices += (choices.empty() ? "" : ", ") + name;
+  qgan::detail::throw_error("unknown method '", method, "' (choose one of ", choices, ")");
 }
 
 std::string join_rules(const std::vector<pattern_value>& rules) {
