@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "qgan/pack/packed_tensor.hpp"
+#include "qgan/pack/quantize.hpp"
 #include "weights.hpp"
 
 namespace {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
+#include "qgan/pack/quantize.hpp"
 #include "test_files.hpp"
 #include "weights.hpp"
 

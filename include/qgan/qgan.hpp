@@ -12,6 +12,7 @@
 #include "qgan/nn/linear.hpp"
 #include "qgan/pack/canonical.hpp"
 #include "qgan/pack/packed_tensor.hpp"
+#include "qgan/pack/quantize.hpp"
 #include "qgan/quant/concepts.hpp"
 #include "qgan/quant/eigen.hpp"
 #include "qgan/quant/em.hpp"
