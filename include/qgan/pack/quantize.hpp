@@ -3,6 +3,8 @@
 // selected kernel set (qgan/simd/select.hpp).
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -14,6 +16,8 @@
 #include "qgan/simd/select.hpp"
 
 namespace qgan {
+
+QGAN_BEGIN_FUNCTIONS
 
 /// Fits `policy` per tensor or per channel and packs the codes.
 template <quantizer Q, class Arch = xsimd::default_arch>
@@ -44,7 +48,7 @@ std::vector<float> dequantize(const packed_tensor& packed, std::string_view name
   const channel_layout layout = make_channel_layout(packed.shape, packed.grain, name);
   std::vector<float> values(packed.element_count());
   const std::size_t stride = params_per_channel(packed.policy, packed.bits);
-  const bool uniform = packed.policy == policy_id::minmax || packed.policy == policy_id::em;
+  const bool uniform = find_policy(packed.policy)->uniform_grid();
   std::vector<std::uint8_t> run_codes(uniform ? 0 : layout.inner);
   for (std::size_t channel = 0; channel < layout.channels; ++channel) {
     const float* channel_params = packed.params.data() + channel * stride;
@@ -66,4 +70,5 @@ std::vector<float> dequantize(const packed_tensor& packed, std::string_view name
   return values;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -94,18 +94,18 @@ struct em_quantizer {
       return em_fit_result{.params = detail::minmax_grid(0.0, 0.0, bits, tensor_name)};
     }
     const bool restarting = bits >= 2 && !restart_clips.empty();
-    const moments stats = measure(kernels, values, restarting, tensor_name);
+    const moments stats = measure<Arch>(kernels, values, restarting, tensor_name);
     const uniform_params start = detail::minmax_grid(stats.lowest, stats.highest, bits, tensor_name);
-    em_fit_result result = run(kernels, values, start, stats.mean, true);
+    em_fit_result result = run<Arch>(kernels, values, start, stats.mean, true);
     if (bits == 1 && exact_one_bit) {
-      keep_better(kernels, result, values, detail::optimal_two_means<Arch>(values, tensor_name));
+      keep_better<Arch>(kernels, result, values, detail::optimal_two_means<Arch>(values, tensor_name));
     }
     if (bits >= 2) {
       for (const double clip : restart_clips) {
         const double lo = std::max(stats.lowest, stats.mean - clip * stats.deviation);
         const double hi = std::min(stats.highest, stats.mean + clip * stats.deviation);
         if (!(lo < hi)) continue;
-        const em_fit_result restart = run(kernels, values, detail::minmax_grid(lo, hi, bits), stats.mean, false);
+        const em_fit_result restart = run<Arch>(kernels, values, detail::minmax_grid(lo, hi, bits), stats.mean, false);
         if (restart.mse < result.mse) {
           result.params = restart.params;
           result.mse = restart.mse;
@@ -132,15 +132,14 @@ struct em_quantizer {
     double mse = 0.0, code_mean = 0.0, code_variance = 0.0, covariance = 0.0;
   };
 
-  std::size_t chunk_count(std::size_t count) const noexcept {
-    return (count + simd::reduction_chunk - 1) / simd::reduction_chunk;
-  }
-
   /// Runs part(first, length) on every reduction_chunk piece, on up to `threads` threads,
   /// and returns the parts in piece order.
-  template <class Part, class Function>
+  // Every helper below is a template on the caller's architecture, like the front doors:
+  // their bodies (and the lambdas parallel_for instantiates) are compiled with the
+  // caller's flags, so units built with different flags must not share them.
+  template <class Arch, class Part, class Function>
   std::vector<Part> over_chunks(std::span<const float> values, Function&& part) const {
-    std::vector<Part> parts(chunk_count(values.size()));
+    std::vector<Part> parts((values.size() + simd::reduction_chunk - 1) / simd::reduction_chunk);
     parallel_for(parts.size(), threads, [&](std::size_t c) {
       const std::size_t first = c * simd::reduction_chunk;
       const std::size_t length = std::min(simd::reduction_chunk, values.size() - first);
@@ -151,9 +150,10 @@ struct em_quantizer {
 
   // One pass over min, max and sum (a NaN or Inf makes the sum non-finite, and the
   // scalar check then names it); the deviation only when restarts need it.
+  template <class Arch>
   moments measure(const simd::kernel_set& kernels, std::span<const float> values, bool with_deviation,
                   std::string_view tensor_name) const {
-    const auto parts = over_chunks<simd::value_summary>(
+    const auto parts = over_chunks<Arch, simd::value_summary>(
         values, [&](const float* first, std::size_t length) { return kernels.reductions.summarize(first, length); });
     double sum = 0.0;
     float lowest = parts.front().lowest, highest = parts.front().highest;
@@ -168,7 +168,7 @@ struct em_quantizer {
     stats.highest = detail::positive_zero(highest);
     stats.mean = sum / static_cast<double>(values.size());
     if (with_deviation) {
-      const auto squares = over_chunks<double>(values, [&](const float* first, std::size_t length) {
+      const auto squares = over_chunks<Arch, double>(values, [&](const float* first, std::size_t length) {
         return kernels.reductions.centred_square_sum(first, length, stats.mean);
       });
       double total = 0.0;
@@ -178,9 +178,10 @@ struct em_quantizer {
     return stats;
   }
 
+  template <class Arch>
   pass_result pass(const simd::kernel_set& kernels, std::span<const float> values,
                    const uniform_params& grid, double mean) const {
-    const auto parts = over_chunks<simd::em_sums>(
+    const auto parts = over_chunks<Arch, simd::em_sums>(
         values, [&](const float* first, std::size_t length) { return kernels.em.em_pass(first, length, grid); });
     simd::em_sums sums;
     for (const auto& part : parts) sums += part;
@@ -194,9 +195,10 @@ struct em_quantizer {
     return result;
   }
 
+  template <class Arch>
   void keep_better(const simd::kernel_set& kernels, em_fit_result& result,
                    std::span<const float> values, const uniform_params& candidate) const {
-    const double candidate_mse = pass(kernels, values, candidate, 0.0).mse;
+    const double candidate_mse = pass<Arch>(kernels, values, candidate, 0.0).mse;
     if (candidate_mse < result.mse) {
       result.params = candidate;
       result.mse = candidate_mse;
@@ -205,11 +207,12 @@ struct em_quantizer {
 
   // One EM run from `grid`: each pass is an E-step that also measures the current grid's
   // MSE and the sums the least-squares M-step needs.
+  template <class Arch>
   em_fit_result run(const simd::kernel_set& kernels, std::span<const float> values,
                     uniform_params grid, double mean, bool record_trace) const {
     em_fit_result best{.params = grid, .mse = std::numeric_limits<double>::infinity()};
     for (int step = 0;; ++step) {
-      const pass_result step_result = pass(kernels, values, grid, mean);
+      const pass_result step_result = pass<Arch>(kernels, values, grid, mean);
       if (record_trace) best.mse_trace.push_back(step_result.mse);
       if (!(step_result.mse < best.mse)) break;  // fixed point reached, or rounding made it worse
       const double previous = best.mse;

@@ -3,6 +3,8 @@
 // straight-through estimator's gradient mask. Packed storage builds on `quantized_codes`.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +42,7 @@ struct quantized_codes {
 };
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
 inline void require_size(std::span<const float> values, const shape_t& shape,
                          std::string_view tensor_name) {
@@ -65,9 +68,11 @@ inline std::string channel_name(std::string_view tensor_name, std::size_t channe
   return std::string(tensor_name) + "[channel " + std::to_string(channel) + "]";
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
 // A policy whose fit is a template on the instruction set (EM, minmax) gets the caller's.
 template <class Arch, quantizer Q>
@@ -80,7 +85,9 @@ typename Q::params fit_for(const Q& policy, std::span<const float> values, int b
   }
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
+QGAN_BEGIN_FUNCTIONS
 
 /// Fits the policy per channel and encodes every element. Channels are split across
 /// options.threads threads (a single channel's EM passes are, when the policy has threads
@@ -208,4 +215,5 @@ inline std::vector<float> ste_backward(std::span<const float> upstream_gradient,
   return gradient;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -8,6 +8,8 @@
 // build with -ffp-contract=off so that the compiler does not fuse them either.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 
@@ -15,6 +17,8 @@
 #include "qgan/simd/kernel_types.hpp"
 
 namespace qgan::detail {
+
+QGAN_BEGIN_FUNCTIONS
 
 /// Min and max of count values into lowest/highest (which the caller seeds).
 template <class Tag = void>
@@ -80,4 +84,5 @@ inline simd::em_sums em_pass_ref(const float* values, std::size_t count,
   return sums;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan::detail
