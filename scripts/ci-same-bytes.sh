@@ -34,7 +34,10 @@ for config in "em 2 --per-channel" "em+ 2 --per-channel" "minmax 3 --per-channel
     binary=${binary:-$qgan}
     env_set=()
     [[ $label == QGAN_KERNELS=* ]] && env_set=("$label")
-    for threads in 1 2; do
+    # Thread counts are compared natively; emulated runs (10-50x slower) take one.
+    thread_counts=(1 2)
+    [ -n "$emulator" ] && thread_counts=(2)
+    for threads in "${thread_counts[@]}"; do
       out="$work/out.qgan"
       # shellcheck disable=SC2086
       env "${env_set[@]}" $emulator "$binary" quantize "$input" -o "$out" --method "$method" --bits "$bits" \

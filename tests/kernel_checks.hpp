@@ -169,6 +169,16 @@ inline void check_em_pass(const qgan::simd::kernel_set& kernels) {
   }
 }
 
+// Every weight on the top code of an 8-bit grid: the largest code sums a kernel can meet,
+// long enough that a float accumulator kept too long would lose bits.
+inline void check_em_pass_top_codes(const qgan::simd::kernel_set& kernels) {
+  INFO("kernel set " << kernels.name);
+  const qgan::uniform_params grid{.alpha = 0.01f, .beta = -1.0f, .bits = 8};
+  const std::vector<float> values(70001, 1.55f);
+  require_em_sums_match(kernels.em.em_pass(values.data(), values.size(), grid),
+                        qgan::detail::em_pass_ref(values.data(), values.size(), grid));
+}
+
 // Weights within a few ulp of the decision boundaries z + 1/2 of a grid whose step is not
 // a power of two: there the multiply by 1/alpha and the reference's division can round to
 // different codes, so this drives every register through em_pass's division fallback.
@@ -200,6 +210,7 @@ inline void check_all_kernels(const qgan::simd::kernel_set& kernels) {
   check_encode_minmax(kernels);
   check_reductions(kernels);
   check_em_pass(kernels);
+  check_em_pass_top_codes(kernels);
   check_em_pass_near_ties(kernels);
 }
 

@@ -95,8 +95,9 @@ struct em_kernels {
     for (std::size_t r = 0; r < lane_registers; ++r) errors[r] = crosses[r] = double_batch(0.0);
     double_batch code_sum(0.0), square_sum(0.0);
     // Float code sums stay exact per lane below 2^24 (65025 per register at most), so they
-    // move to double lanes every 256 blocks.
-    constexpr std::size_t block = 256 * virtual_lanes;
+    // move to double lanes after every 256 registers a lane has taken.
+    constexpr std::size_t block = 256 * float_lanes;
+    static_assert(block % virtual_lanes == 0);
     for (std::size_t block_start = 0; block_start < body; block_start += block) {
       const std::size_t block_end = body - block_start >= block ? block_start + block : body;
       float_batch code_acc(0.0f), square_acc(0.0f);
