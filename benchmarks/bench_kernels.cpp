@@ -15,11 +15,12 @@
 
 #include "qgan/pack/canonical.hpp"
 #include "qgan/quant/em.hpp"
-#include "qgan/simd/kernels.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace {
 
-using kernels = qgan::simd::native_kernels;
+/// The kernel set every front door of this binary uses (static: -march=native).
+const qgan::simd::kernel_set& kernels() { return qgan::simd::active_kernels<>(); }
 using clock_type = std::chrono::steady_clock;
 
 std::vector<float> laplacian_weights(std::size_t count) {
@@ -71,8 +72,8 @@ struct packed_case {
       : weights(laplacian_weights(count)), output(count), codes(count),
         packed(qgan::pack::packed_size(count, bits)) {
     grid = qgan::minmax_quantizer{}.fit(weights, bits);
-    kernels::encode_uniform(weights.data(), count, grid, codes.data());
-    kernels::pack_codes(codes.data(), count, bits, packed.data());
+    kernels().codec.encode_uniform(weights.data(), count, grid, codes.data());
+    kernels().codec.pack_codes(codes.data(), count, bits, packed.data());
   }
 };
 
@@ -99,7 +100,7 @@ void against_memcpy(benchmark::State& state, Kernel&& kernel) {
 
 void bm_dequantize(benchmark::State& state) {
   against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
-    kernels::dequantize_uniform(data.packed.data(), 0, count, bits, data.grid, data.output.data());
+    kernels().codec.dequantize_uniform(data.packed.data(), 0, count, bits, data.grid, data.output.data());
   });
   state.SetBytesProcessed(std::int64_t(state.iterations()) * state.range(0) *
                           std::int64_t(sizeof(float)));
@@ -107,24 +108,24 @@ void bm_dequantize(benchmark::State& state) {
 
 void bm_unpack(benchmark::State& state) {
   against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
-    kernels::unpack(data.packed.data(), 0, count, bits, data.codes.data());
+    kernels().codec.unpack(data.packed.data(), 0, count, bits, data.codes.data());
   });
 }
 
 void bm_pack(benchmark::State& state) {
   against_memcpy(state, [](packed_case& data, std::size_t count, int bits) {
-    kernels::pack_codes(data.codes.data(), count, bits, data.packed.data());
+    kernels().codec.pack_codes(data.codes.data(), count, bits, data.packed.data());
   });
 }
 
 void bm_encode(benchmark::State& state) {
   against_memcpy(state, [](packed_case& data, std::size_t count, int /*bits*/) {
-    kernels::encode_uniform(data.weights.data(), count, data.grid, data.codes.data());
+    kernels().codec.encode_uniform(data.weights.data(), count, data.grid, data.codes.data());
   });
 }
 
 // EM fit, 16 iterations with tol = 0 on both sides; the baseline is the same algorithm
-// as the plain scalar loop (em_quantizer::fit_reference).
+// on the scalar reference kernel set (em_quantizer::fit_reference), which gives the same grid.
 void bm_em_fit(benchmark::State& state) {
   const auto count = static_cast<std::size_t>(state.range(0));
   const int bits = static_cast<int>(state.range(1));

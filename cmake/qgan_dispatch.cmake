@@ -1,30 +1,45 @@
 # qgan_add_dispatched_kernels(<target>)
 #
-# Compiles qgan's SIMD kernels once per x86-64 instruction set (SSE2, SSE4.2, AVX2+FMA,
-# AVX-512BW) into <target> and adds a dispatcher, so qgan::simd::best_kernel_table()
-# returns the widest set the running CPU supports. Each set's unit gets only its own -m
-# flags (and -O2, so that no helper is left out of line in a debug build); the target's
-# other sources keep theirs, and must not be built with -march flags above the oldest CPU
-# the binary should run on.
+# Compiles qgan's kernels once per instruction set of the target processor into <target>
+# and adds a dispatcher, so every qgan entry point in the program calls the widest set the
+# running CPU supports (or the one QGAN_KERNELS names). x86-64: SSE2, SSE4.2, AVX2+FMA,
+# AVX-512BW and AVX-512 VNNI; aarch64: NEON; elsewhere only the scalar reference set.
+# Each set's unit gets only its own -m flags (and -O2, so that no helper is left out of
+# line in a debug build); the target's other sources keep theirs, and must not be built
+# with -march flags above the oldest CPU the binary should run on. Every unit is built
+# with -ffp-contract=off: a fused multiply-add the source did not ask for would change
+# sums that every set must compute alike.
 set(_qgan_dispatch_dir "${CMAKE_CURRENT_LIST_DIR}/dispatch")
 
 function(qgan_add_dispatched_kernels target)
-  set(isas sse2 sse4_2 avx2 avx512bw)
+  string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" processor)
+  if(processor MATCHES "^(x86_64|amd64|x64)$")
+    set(isas sse2 sse4_2 avx2 avx512bw avx512vnni)
+  elseif(processor MATCHES "^(aarch64|arm64)$")
+    set(isas neon64)
+  else()
+    set(isas "")
+  endif()
   set(arch_sse2 "xsimd::sse2")
   set(arch_sse4_2 "xsimd::sse4_2")
   set(arch_avx2 "xsimd::fma3<xsimd::avx2>")
   set(arch_avx512bw "xsimd::avx512bw")
+  set(arch_avx512vnni "xsimd::avx512bw")  # xsimd 8.1 has no VNNI arch; the GEMM family adds its kernels
+  set(arch_neon64 "xsimd::neon64")
   set(flags_sse2 "-msse2")
   set(flags_sse4_2 "-msse4.2")
   set(flags_avx2 "-mavx2;-mfma")
-  set(flags_avx512bw "-mavx512f;-mavx512bw;-mavx512dq;-mavx512cd;-mavx512vl;-mavx2;-mfma")
-  # CPUID checks, in the order of the list above (widest last). SSE2 is part of x86-64
-  # itself; xsimd 8.1 also reads its CPUID bit from the wrong register (ECX bit 26, which
-  # is XSAVE), so asking it would drop SSE2 on CPUs without XSAVE, such as Nehalem.
-  set(check_sse2 "true")
-  set(check_sse4_2 "cpu.sse4_2")
-  set(check_avx2 "cpu.avx2 && cpu.fma3_avx2")
-  set(check_avx512bw "cpu.avx512bw && cpu.avx512dq && cpu.avx512cd && cpu.avx512f")
+  set(avx512 "-mavx512f;-mavx512bw;-mavx512dq;-mavx512cd;-mavx512vl;-mavx2;-mfma")
+  set(flags_avx512bw "${avx512}")
+  set(flags_avx512vnni "${avx512};-mavx512vnni")
+  set(flags_neon64 "")
+  # The check of detect_cpu_features() (qgan/simd/cpu_features.hpp) each set needs.
+  set(check_sse2 "sse2")
+  set(check_sse4_2 "sse4_2")
+  set(check_avx2 "avx2_fma")
+  set(check_avx512bw "avx512bw")
+  set(check_avx512vnni "avx512vnni")
+  set(check_neon64 "neon64")
   set(out_dir "${CMAKE_CURRENT_BINARY_DIR}/qgan_dispatch_${target}")
   set(QGAN_DISPATCH_DECLARATIONS "")
   set(QGAN_DISPATCH_CHECKS "")
@@ -34,10 +49,10 @@ function(qgan_add_dispatched_kernels target)
     configure_file("${_qgan_dispatch_dir}/kernels_isa.cpp.in" "${out_dir}/kernels_${isa}.cpp" @ONLY)
     target_sources(${target} PRIVATE "${out_dir}/kernels_${isa}.cpp")
     set_source_files_properties("${out_dir}/kernels_${isa}.cpp" PROPERTIES
-      COMPILE_OPTIONS "${flags_${isa}};-O2")
-    string(APPEND QGAN_DISPATCH_DECLARATIONS "const kernel_table* kernel_table_${isa}();\n")
+      COMPILE_OPTIONS "${flags_${isa}};-O2;-ffp-contract=off")
+    string(APPEND QGAN_DISPATCH_DECLARATIONS "const kernel_set* kernel_set_${isa}();\n")
     string(APPEND QGAN_DISPATCH_CHECKS
-      "  if (${check_${isa}}) tables.push_back(kernel_table_${isa}());\n")
+      "  sets.push_back({kernel_set_${isa}(), cpu.${check_${isa}}});\n")
   endforeach()
   configure_file("${_qgan_dispatch_dir}/dispatcher.cpp.in" "${out_dir}/dispatcher.cpp" @ONLY)
   target_sources(${target} PRIVATE "${out_dir}/dispatcher.cpp")

@@ -4,6 +4,10 @@ function(qgan_target_settings target)
   set_target_properties(${target} PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
                                              CXX_EXTENSIONS OFF)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wconversion -Wshadow)
+  # Same results on every CPU: a multiply-add fused by the compiler rounds once where the
+  # source rounds twice, and only where the instruction set has FMA (GCC fuses by default,
+  # clang within an expression). Consumers who want the guarantee set it too (README).
+  target_compile_options(${target} PRIVATE -ffp-contract=off)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # GCC 12 reports false -W(maybe-)uninitialized inside its own avx512fintrin.h when
     # Eigen's GEMM kernel or xsimd are built for AVX-512 (a known GCC 12 bug); clang 14

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
+#include "qgan/io/qgan_test_hooks.hpp"
 #include "qgan/pack/quantize.hpp"
 
 namespace {

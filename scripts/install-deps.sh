@@ -6,7 +6,7 @@ if [ "$(id -u)" -eq 0 ]; then as_root=(); else as_root=(sudo); fi
 packages=(
   build-essential cmake ninja-build clang-14 libclang-rt-14-dev nlohmann-json3-dev
   libeigen3-dev libxsimd-dev catch2 libbenchmark-dev libxxhash-dev
-  libfuzzer-14-dev qemu-user libstb-dev
+  libfuzzer-14-dev qemu-user libstb-dev time
 )
 missing=()
 for package in "${packages[@]}"; do

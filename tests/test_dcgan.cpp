@@ -1,6 +1,6 @@
 // The reference DCGAN in C++ against PyTorch: golden outputs written by train.py for G, D
-// and the classifier, and the metrics against values computed in Python (scipy's sqrtm
-// for FID) on the same features.
+// and the classifier, and FID-FMNIST of the shipped generator against the value computed
+// in Python (scipy's sqrtm) on the same features. qgan::eval itself: test_eval.cpp.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -81,61 +81,34 @@ TEST_CASE("A model file of the wrong network fails naming the tensor", "[dcgan]"
   CHECK_THROWS_WITH(dcgan::load_weights(weights_dir + "/no_such.safetensors"), Catch::Contains("no such file"));
 }
 
-TEST_CASE("FID-FMNIST matches scipy's sqrtm on the same features", "[dcgan][metrics]") {
-  // make_metrics_golden.py: two feature sets and the FID scipy computes between them.
-  const auto file = qgan::io::safetensors_file::open(data_dir + "/dcgan/metrics_golden.safetensors");
-  const Eigen::MatrixXd a = matrix_of(file, "features_a");
-  const Eigen::MatrixXd b = matrix_of(file, "features_b");
-  const double expected_fid = std::stod(file.metadata().at("fid_scipy"));
-  const dcgan::gaussian ga = dcgan::gaussian_fit(a);
-  const dcgan::gaussian gb = dcgan::gaussian_fit(b);
-  CHECK(dcgan::frechet_distance(ga, gb) == Approx(expected_fid).epsilon(1e-6));
-  CHECK(dcgan::frechet_distance(gb, ga) == Approx(expected_fid).epsilon(1e-6));
-  CHECK(dcgan::frechet_reference(gb).distance(ga) == Approx(expected_fid).epsilon(1e-6));
-  CHECK(std::abs(dcgan::frechet_distance(ga, ga)) < 1e-8 * ga.covariance.trace());
-
+TEST_CASE("FID-FMNIST of the shipped generator against the shipped test-set statistics", "[dcgan][metrics]") {
   // The production case: 128-d features of the shipped generator's images against the
-  // shipped test-set statistics, whose covariance is near-singular in places.
-  const dcgan::frechet_reference test_set(dcgan::read_reference_gaussian(
+  // shipped test-set statistics, whose covariance is near-singular in places; the value
+  // scipy's sqrtm gives (make_metrics_golden.py). The metrics themselves: test_eval.cpp.
+  const auto file = qgan::io::safetensors_file::open(data_dir + "/dcgan/metrics_golden.safetensors");
+  const qgan::eval::frechet_reference test_set(dcgan::read_reference_gaussian(
       qgan::io::safetensors_file::open(weights_dir + "/fid_reference.safetensors")));
+  CHECK(test_set.reference().mean.size() == dcgan::classifier::feature_dim);
   const double expected_generated = std::stod(file.metadata().at("fid_generated_vs_test_scipy"));
-  const dcgan::gaussian generated = dcgan::gaussian_fit(matrix_of(file, "features_generated"));
+  const qgan::eval::gaussian generated = qgan::eval::gaussian_fit(matrix_of(file, "features_generated"));
   CHECK(test_set.distance(generated) == Approx(expected_generated).epsilon(1e-6));
-  CHECK(dcgan::frechet_distance(generated, test_set.reference()) == Approx(expected_generated).epsilon(1e-6));
+  CHECK(qgan::eval::frechet_distance(generated, test_set.reference()) == Approx(expected_generated).epsilon(1e-6));
 
-  const double expected_is = std::stod(file.metadata().at("is_logits"));
-  CHECK(dcgan::inception_score(matrix_of(file, "logits")) == Approx(expected_is).epsilon(1e-9));
+  // The reference file must hold F64 mu [d] and sigma [d, d].
+  CHECK_THROWS_AS(dcgan::read_reference_gaussian(file), qgan::error);
 }
 
-TEST_CASE("FID of Gaussians with known moments, the bootstrap spread and IS bounds", "[dcgan][metrics]") {
-  // Diagonal covariances: FID = |mu1-mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2 exactly.
-  dcgan::gaussian g1{Eigen::Vector3d(0, 1, 2), Eigen::Vector3d(1, 4, 9).asDiagonal()};
-  dcgan::gaussian g2{Eigen::Vector3d(1, 1, 0), Eigen::Vector3d(4, 1, 1).asDiagonal()};
-  CHECK(dcgan::frechet_distance(g1, g2) == Approx(1 + 4 + (1 + 1 + 4)).epsilon(1e-12));
-
+TEST_CASE("FID-FMNIST's seeded bootstrap is reproducible", "[dcgan][metrics]") {
   dcgan::splitmix64 rng(7);
   Eigen::MatrixXd x(400, 4);
   for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform();
-  const dcgan::frechet_reference reference(dcgan::gaussian_fit(x));
-  const dcgan::fid_estimate self = dcgan::fid_with_bootstrap(x, reference, 20, 1);
+  const qgan::eval::frechet_reference reference(qgan::eval::gaussian_fit(x));
+  const qgan::eval::frechet_estimate self = dcgan::fid_with_bootstrap(x, reference, 20, 1);
   CHECK(std::abs(self.value) < 1e-9);
   CHECK(self.bootstrap_std > 0);  // resampling moves the fit away from itself
-
-  // Uniform softmax: IS = 1. One-hot, equally often: IS = number of classes.
-  CHECK(dcgan::inception_score(Eigen::MatrixXd::Zero(5, 10)) == Approx(1.0));
-  Eigen::MatrixXd confident = Eigen::MatrixXd::Constant(10, 10, -1000.0);
-  for (int i = 0; i < 10; ++i) confident(i, i) = 0;
-  CHECK(dcgan::inception_score(confident) == Approx(10.0));
-  // A class no sample gives any probability (its softmax underflows to 0) adds nothing.
-  Eigen::MatrixXd never = Eigen::MatrixXd::Zero(4, 3);
-  never.col(2).setConstant(-2000.0);
-  CHECK(dcgan::inception_score(never) == Approx(1.0));
-
-  const std::vector<std::uint8_t> a{0, 10, 255, 128};
-  std::vector<std::uint8_t> b = a;
-  CHECK(std::isinf(dcgan::psnr_u8(a, b)));
-  b[0] = 5;  // MSE = 25 / 4
-  CHECK(dcgan::psnr_u8(a, b) == Approx(10 * std::log10(255.0 * 255.0 / 6.25)));
+  CHECK(self.resamples == 20);
+  CHECK(dcgan::fid_with_bootstrap(x, reference, 20, 1).bootstrap_std == self.bootstrap_std);
+  CHECK(dcgan::fid_with_bootstrap(x, reference, 20, 2).bootstrap_std != self.bootstrap_std);
 }
 
 TEST_CASE("Seeded latents are standard normal and reproducible", "[dcgan]") {

@@ -1,15 +1,21 @@
 // qgan::quantize / qgan::dequantize: the packed front door gives exactly what the
 // unpacked codes give, for every policy, width and granularity; the canonical layout's
-// size is ceil(N*k/8); inconsistent fields are refused with a message naming them.
+// size is ceil(N*k/8); inconsistent fields are refused with a message naming them; the
+// policy registry gives each policy and method its frozen facts.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qgan/pack/packed_tensor.hpp"
 #include "qgan/pack/quantize.hpp"
+#include "qgan/quant/policy_registry.hpp"
 #include "weights.hpp"
 
 namespace {
@@ -30,17 +36,7 @@ void check_round_trip(const Q& policy, const qgan::shape_t& shape, const qgan::g
     CHECK(unpacked == codes.codes);
     const auto fast = qgan::dequantize(packed);
     const auto exact = qgan::dequantize_codes(policy, codes);
-    if (qgan::simd::native_kernels::has_fused_multiply_add) {
-      CHECK(fast == exact);
-    } else {
-      // SSE2/SSE4.2 decode alpha*z + beta with two roundings: the bound of test_kernels.
-      double worst = 0.0, largest = 0.0;
-      for (std::size_t i = 0; i < fast.size(); ++i) {
-        worst = std::max(worst, std::abs(double(fast[i]) - double(exact[i])));
-        largest = std::max(largest, std::abs(double(exact[i])));
-      }
-      CHECK(worst <= 3.0 * std::ldexp(4.0 * largest, -24));
-    }
+    CHECK(fast == exact);  // every kernel set decodes as the reference does
   }
 }
 
@@ -72,7 +68,7 @@ TEST_CASE("inconsistent packed tensors are refused, naming the field", "[packed]
   REQUIRE_NOTHROW(good.validate("g"));
   auto broken = good;
   broken.bits = 9;
-  CHECK_THROWS_WITH(broken.validate("g"), Catch::Contains("'g'") && Catch::Contains("bits = 9"));
+  CHECK_THROWS_WITH(broken.validate("g"), Catch::Contains("'g'") && Catch::Contains("bits 9"));
   broken = good;
   broken.params.pop_back();
   CHECK_THROWS_WITH(qgan::dequantize(broken, "g"), Catch::Contains("params") && Catch::Contains("3 channel"));
@@ -87,7 +83,81 @@ TEST_CASE("inconsistent packed tensors are refused, naming the field", "[packed]
   CHECK_THROWS_WITH(broken.validate("g"), Catch::Contains("axis 5"));
   broken = good;
   broken.policy = static_cast<qgan::policy_id>(77);
-  CHECK_THROWS_WITH(broken.validate("g"), Catch::Contains("policy id 77"));
+  CHECK_THROWS_WITH(broken.validate("g"), Catch::Contains("policy 77 is unknown"));
   CHECK(qgan::policy_from_name("lloyd") == qgan::policy_id::lloyd);
   CHECK_FALSE(qgan::policy_from_name("kmeans").has_value());
+}
+
+TEST_CASE("a last code byte with unused high bits set is refused", "[packed]") {
+  const std::vector<float> values{0.1f, -0.2f, 0.3f, 0.0f, 0.5f};  // 15 bits: 1 unused
+  qgan::packed_tensor packed = qgan::quantize(qgan::minmax_quantizer{}, values, {5}, {.bits = 3});
+  REQUIRE(packed.codes.size() == 2);
+  REQUIRE_NOTHROW(packed.validate("u"));
+  packed.codes.back() |= 0x80;
+  CHECK_THROWS_WITH(packed.validate("u"), Catch::Contains("tensor 'u'") &&
+                                              Catch::Contains("1 unused high bits are not 0"));
+}
+
+TEST_CASE("the policy registry gives each policy its frozen facts", "[packed]") {
+  using qgan::policy_id;
+  // The ids are part of the .qgan format: these numbers may never change.
+  const std::vector<std::pair<int, std::string_view>> frozen{
+      {1, "minmax"}, {2, "log"}, {3, "tanh"}, {4, "em"}, {5, "lloyd"}};
+  REQUIRE(qgan::policies.size() == frozen.size());
+  for (const auto& [number, name] : frozen) {
+    INFO(name);
+    const auto id = static_cast<policy_id>(number);
+    CHECK(qgan::policy_name(id) == name);
+    CHECK(qgan::policy_from_name(name) == id);
+    const qgan::policy_info& info = *qgan::find_policy(id);
+    CHECK(info.min_bits == (name == "log" ? 2 : 1));
+    CHECK(info.uniform_grid() == (name == "minmax" || name == "em"));
+    CHECK(info.params_per_channel(3) == (name == "lloyd" ? 8u : 2u));
+    CHECK(qgan::params_per_channel(id, 8) == (name == "lloyd" ? 256u : 2u));
+    const std::string_view made = qgan::with_policy(id, [&](const auto& quantizer) {
+      using Q = std::decay_t<decltype(quantizer)>;
+      CHECK(qgan::detail::policy_traits<Q>::id == id);
+      return Q::name;
+    });
+    CHECK(made == name);
+  }
+  CHECK(qgan::policy_name(static_cast<policy_id>(0)) == "unknown");
+  CHECK(qgan::params_per_channel(static_cast<policy_id>(6), 2) == 0);
+  CHECK(qgan::params_per_channel(policy_id::lloyd, 9) == 0);
+  CHECK_THROWS_WITH(qgan::with_policy(static_cast<policy_id>(9), [](const auto&) { return 0; }),
+                    Catch::Contains("policy id 9 is unknown") && Catch::Contains("5 lloyd"));
+
+  // A codebook's levels are its params; a grid's are what its quantizer decodes.
+  const std::vector<float> codebook{-1.0f, -0.5f, 0.25f, 2.0f};
+  CHECK(qgan::detail::channel_levels(policy_id::lloyd, 2, codebook.data()) == codebook);
+  const std::vector<float> grid{0.5f, -1.0f};
+  CHECK(qgan::detail::channel_levels(policy_id::em, 2, grid.data()) ==
+        std::vector<float>{-1.0f, -0.5f, 0.0f, 0.5f});
+}
+
+TEST_CASE("methods name quantizers, options included", "[packed]") {
+  const std::vector<std::string_view> expected{"minmax", "log", "tanh", "em", "em+", "lloyd"};
+  CHECK(qgan::method_names() == expected);
+  const std::vector<float> values = qgan::test::make_weights(qgan::test::family::gaussian, 64, 5);
+  for (const auto& method : qgan::methods()) {
+    INFO(method.name);
+    const qgan::packed_tensor packed = qgan::with_method(method.name, [&](const auto& quantizer) {
+      return qgan::quantize(quantizer, values, {64}, {.bits = 2});
+    });
+    CHECK(packed.policy == method.policy());
+    CHECK(qgan::policy_name(method.policy()) == (method.name == "em+" ? "em" : method.name));
+  }
+  const auto one_bit_exact = [](std::string_view name) {
+    return qgan::with_method(name, [](const auto& quantizer) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(quantizer)>, qgan::em_quantizer>) {
+        return quantizer.exact_one_bit;
+      } else {
+        return false;
+      }
+    });
+  };
+  CHECK_FALSE(one_bit_exact("em"));
+  CHECK(one_bit_exact("em+"));
+  CHECK_THROWS_WITH(qgan::with_method("kmeans", [](const auto&) { return 0; }),
+                    Catch::Contains("unknown method 'kmeans'") && Catch::Contains("em+, lloyd"));
 }

@@ -2,7 +2,9 @@
 // granularity with float and raw tensors and metadata; the committed golden v1 file read
 // back value by value; every truncation and every bit flip of a valid file refused; every
 // rule of docs/qgan-format.md broken once by a named corrupt-file generator (checksums
-// recomputed, so the later checks are reached); newer minor versions accepted; atomic writes.
+// recomputed, so the later checks are reached); newer minor versions accepted; atomic writes;
+// the stream writer writes the same bytes; random damaged packed tensors are written exactly
+// when they read back.
 
 #include <algorithm>
 #include <bit>
@@ -19,6 +21,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,9 +29,17 @@
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
+#include "qgan/io/qgan_reader.hpp"
+#include "qgan/io/qgan_test_hooks.hpp"
+#include "qgan/io/qgan_writer.hpp"
 #include "qgan/pack/quantize.hpp"
 #include "test_files.hpp"
 #include "weights.hpp"
+
+// The .qgan headers carry dtypes without the safetensors reader: a model file needs no JSON.
+#if defined(INCLUDE_NLOHMANN_JSON_HPP_) || defined(NLOHMANN_JSON_VERSION_MAJOR)
+#error "qgan/io/qgan_*.hpp must not include nlohmann/json (through io/safetensors.hpp or directly)"
+#endif
 
 namespace {
 
@@ -836,6 +847,327 @@ TEST_CASE("read_qgan names the path; writes are atomic and refuse bad models", "
                     Catch::Contains(nowhere.string()) && Catch::Contains("temporary file"));
   CHECK_THROWS_WITH(io::write_qgan(dir.path / "", small), Catch::Contains("not a file name"));
   CHECK(dir.names() == std::vector<std::string>{"occupied.qgan", "out.qgan"});
+}
+
+// ---- the stream writer ----------------------------------------------------------------
+
+namespace {
+
+// The stream writer's temporary file: the one hidden name in dir, or "" if there is none.
+fs::path temporary_in(const temp_dir& dir) {
+  for (const auto& name : dir.names()) {
+    if (name.front() == '.') return dir.path / name;
+  }
+  return {};
+}
+
+std::vector<io::qgan_declaration> declarations(const io::qgan_model& model) {
+  std::vector<io::qgan_declaration> out;
+  for (const auto& entry : model.tensors) out.push_back(io::declare(entry));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the stream writer writes write_qgan's bytes, one payload at a time", "[qgan_file]") {
+  const temp_dir dir;
+  for (const io::qgan_model& model :
+       {make_round_trip_model(), make_golden_model(), io::qgan_model{}}) {
+    const bytes_t expected = io::serialize_qgan(model);
+    const std::vector<std::size_t> records = record_offsets(expected);
+    const fs::path path = dir.path / "streamed.qgan";
+    io::qgan_stream_writer out(path, declarations(model), model.metadata);
+    CHECK(out.size() == model.tensors.size());
+    CHECK(out.file_size() == expected.size());
+    const fs::path temporary = temporary_in(dir);
+    REQUIRE(!temporary.empty());
+    for (std::size_t i = 0; i < model.tensors.size(); ++i) {
+      const auto& entry = model.tensors[i];
+      INFO("tensor " << i << " '" << entry.name << "'");
+      CHECK(out.written() == i);
+      // Every overload in turn: the bytes may not depend on how a payload arrives.
+      if (const auto* packed = std::get_if<qgan::packed_tensor>(&entry.tensor)) {
+        if (i % 2 == 0) {
+          out.write(i, *packed);
+        } else {
+          out.write(entry.name, entry.tensor);
+        }
+      } else if (const auto* floats = std::get_if<io::float_tensor>(&entry.tensor)) {
+        if (i % 2 == 0) {
+          out.write(entry.name, std::span<const float>(floats->values));
+        } else {
+          out.write(i, std::as_bytes(std::span(floats->values)));
+        }
+      } else {
+        out.write(i, std::span<const std::byte>(std::get<io::raw_tensor>(entry.tensor).bytes));
+      }
+      // Nothing is held back: the temporary file already ends where this payload ends.
+      const auto end = get<std::uint64_t>(expected, records[i] + qd::record_at::payload_offset) +
+                       get<std::uint64_t>(expected, records[i] + qd::record_at::payload_size);
+      CHECK(fs::file_size(temporary) == end);
+    }
+    CHECK(!fs::exists(path));
+    out.commit();
+    CHECK(read_bytes(path) == expected);
+    CHECK(dir.names() == std::vector<std::string>{"streamed.qgan"});
+    fs::remove(path);
+  }
+}
+
+TEST_CASE("the stream writer refuses what disagrees with the declarations", "[qgan_file]") {
+  const temp_dir dir;
+  const fs::path path = dir.path / "out.qgan";
+  io::qgan_model small;
+  small.tensors.push_back({"x", io::float_tensor{{1}, {7.0f}}});
+  io::write_qgan(path, small);
+  const auto still_there = [&] {
+    CHECK(dir.names() == std::vector<std::string>{"out.qgan"});
+    CHECK(io::read_qgan(path).floats("x").values == std::vector<float>{7.0f});
+  };
+  const std::string where = path.string();
+
+  const io::qgan_model golden = io::read_qgan(golden_path());
+  const auto& w0 = golden.packed("gen.0.weight");
+  {
+    io::qgan_stream_writer out(path, declarations(golden), golden.metadata);
+    CHECK_THROWS_WITH(out.write(1, golden.packed("gen.1.weight")),
+                      Catch::StartsWith(where + ": tensor 'gen.1.weight'") &&
+                          Catch::Contains("out of order") && Catch::Contains("'gen.0.weight'"));
+    CHECK_THROWS_WITH(out.write(0, std::span<const float>(w0.params)),
+                      Catch::Contains("declared as a packed entry but given float32 data"));
+    CHECK_THROWS_WITH(out.write(0, std::as_bytes(std::span(w0.codes))),
+                      Catch::Contains("declared as a packed entry but given raw data"));
+    auto other = w0;
+    other.bits = 3;
+    CHECK_THROWS_WITH(out.write(0, other),
+                      Catch::Contains("declared as shape [4,2,2,2], 2 bits, em, per-channel axis 0 "
+                                      "but given shape [4,2,2,2], 3 bits"));
+    other = w0;
+    other.params[3] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(out.write("gen.0.weight", other),
+                      Catch::StartsWith(where + ": tensor 'gen.0.weight'") &&
+                          Catch::Contains("params[3]"));
+    CHECK_THROWS_WITH(out.write("nope", w0), Catch::Contains("tensor 'nope'") &&
+                                                 Catch::Contains("was not declared"));
+    CHECK_THROWS_WITH(out.write(9, w0), Catch::Contains("entry index 9 but 5 entries"));
+    CHECK_THROWS_WITH(out.commit(), Catch::Contains("tensor 'gen.0.weight'") &&
+                                        Catch::Contains("not written before commit (0 of 5"));
+    out.write(0, w0);  // refused writes leave the writer as it was
+    out.write(1, golden.packed("gen.1.weight"));
+    out.write(2, golden.at("gen.2.weight").tensor);
+    CHECK_THROWS_WITH(out.write(3, std::vector<float>{1.0f}),
+                      Catch::Contains("tensor 'gen.0.bias'") &&
+                          Catch::Contains("holds 4 elements but 1 values"));
+    CHECK_THROWS_WITH(out.write(3, io::qgan_tensor{io::float_tensor{{2, 2}, {1, 2, 3, 4}}}),
+                      Catch::Contains("declared with shape [4] but given shape [2,2]"));
+    out.write(3, golden.floats("gen.0.bias").values);
+    CHECK_THROWS_WITH(out.write(4, bytes_t(4)),
+                      Catch::Contains("tensor 'bn.num_batches_tracked'") &&
+                          Catch::Contains("I64 needs 8 bytes but 4"));
+    CHECK_THROWS_WITH(
+        out.write(4, io::qgan_tensor{io::raw_tensor{io::dtype::u64, {}, bytes_t(8)}}),
+        Catch::Contains("declared as I64 [] but given U64 []"));
+    CHECK(!temporary_in(dir).empty());
+  }  // destroyed without commit: the temporary goes, the old file stays
+  still_there();
+
+  // Declarations are checked before any file exists.
+  const auto refused = [&](std::vector<io::qgan_declaration> decls,
+                           const std::vector<std::string>& parts) {
+    try {
+      io::qgan_stream_writer out(path, std::move(decls));
+      FAIL("the stream writer accepted bad declarations");
+    } catch (const qgan::error& e) {
+      const std::string message = e.what();
+      INFO(message);
+      CHECK(message.rfind(where + ": ", 0) == 0);
+      for (const auto& part : parts) CHECK(message.find(part) != std::string::npos);
+    }
+    still_there();
+  };
+  using io::entry_kind;
+  refused({{.name = "w", .kind = entry_kind::packed, .shape = {2, 2}, .bits = 9}},
+          {"tensor 'w'", "bits 9 is outside 1..8"});
+  refused({{.name = "w",
+            .kind = entry_kind::packed,
+            .shape = {2, 2},
+            .bits = 1,
+            .policy = qgan::policy_id::log}},
+          {"tensor 'w'", "bits 1 with policy log"});
+  refused({{.name = "w",
+            .kind = entry_kind::packed,
+            .shape = {2, 2},
+            .bits = 2,
+            .grain = qgan::per_channel{2}}},
+          {"tensor 'w'", "axis 2", "out of range"});
+  refused({{.name = "r", .kind = entry_kind::raw, .shape = {3}, .type = io::dtype::f4}},
+          {"tensor 'r'", "not a whole number of bytes"});
+  refused({{.name = "f", .shape = {-1}}}, {"tensor 'f'", "negative extent"});
+  refused({{.name = "f", .shape = {2}}, {.name = "f", .shape = {2}}},
+          {"tensor 'f'", "duplicate"});
+  refused({{.name = "", .shape = {2}}}, {"empty name"});
+  CHECK_THROWS_WITH(io::qgan_stream_writer(dir.path / "", {}), Catch::Contains("not a file name"));
+
+  {
+    io::qgan_stream_writer out(path, {{.name = "x", .shape = {1}}}, {{"k", "v"}});
+    out.write(0, std::vector<float>{3.0f});
+    CHECK_THROWS_WITH(out.write(0, std::vector<float>{3.0f}),
+                      Catch::Contains("out of order") && Catch::Contains("every entry is written"));
+    out.commit();
+    CHECK_THROWS_WITH(out.commit(), Catch::Contains("already committed"));
+    CHECK_THROWS_WITH(out.write(0, std::vector<float>{3.0f}), Catch::Contains("already committed"));
+  }
+  const io::qgan_model replaced = io::read_qgan(path);
+  CHECK(replaced.floats("x").values == std::vector<float>{3.0f});
+  CHECK(replaced.metadata == io::qgan_metadata{{"k", "v"}});
+  CHECK(dir.names() == std::vector<std::string>{"out.qgan"});
+}
+
+// ---- writer and reader agree on packed tensors ----------------------------------------
+
+namespace {
+
+std::string describe(const qgan::packed_tensor& t) {
+  std::string text = "shape " + qgan::to_string(t.shape) + ", bits " + std::to_string(t.bits) +
+                     ", policy " + std::to_string(static_cast<unsigned>(t.policy));
+  if (const auto* channel = std::get_if<qgan::per_channel>(&t.grain)) {
+    text += ", axis " + std::to_string(channel->axis);
+  }
+  text += ", " + std::to_string(t.params.size()) + " params [";
+  for (const float p : t.params) text += std::to_string(p) + " ";
+  text += "], " + std::to_string(t.codes.size()) + " code bytes";
+  if (!t.codes.empty()) text += ", last " + std::to_string(unsigned{t.codes.back()});
+  return text;
+}
+
+// A well-formed packed tensor of random policy, width, shape and granularity, then up to
+// three random damages to any field: sizes, ids, extents, axes, special params, code bytes.
+qgan::packed_tensor random_damaged_tensor(std::mt19937& rng) {
+  const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  qgan::packed_tensor t;
+  t.policy = static_cast<qgan::policy_id>(pick(1, 5));
+  t.bits = pick(qgan::find_policy(t.policy)->min_bits, 8);
+  const int rank = pick(0, 4);
+  for (int axis = 0; axis < rank; ++axis) t.shape.push_back(pick(0, 5) == 0 ? 0 : pick(1, 4));
+  if (rank > 0 && pick(0, 1) == 1) t.grain = qgan::per_channel{pick(-rank, rank - 1)};
+  const auto layout = qgan::make_channel_layout(t.shape, t.grain);
+  t.params.resize(layout.channels * qgan::params_per_channel(t.policy, t.bits));
+  for (float& p : t.params) p = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+  if (t.policy == qgan::policy_id::log && !t.params.empty() && pick(0, 2) == 0) {
+    t.params[1] = -inf;  // an all-zero channel: allowed
+  }
+  const std::size_t count = qgan::element_count(t.shape);
+  t.codes.resize(qgan::pack::packed_size(count, t.bits));
+  for (auto& byte : t.codes) byte = static_cast<std::uint8_t>(pick(0, 255));
+  if (const std::size_t used = count * std::size_t(t.bits) % 8; used != 0) {
+    t.codes.back() = static_cast<std::uint8_t>(t.codes.back() & ((1u << used) - 1));
+  }
+
+  const auto some = [&](std::size_t size) { return static_cast<std::size_t>(pick(0, int(size) - 1)); };
+  for (int damage = pick(0, 3); damage > 0; --damage) {
+    switch (pick(0, 12)) {
+      case 0: t.bits = pick(0, 12); break;
+      case 1: t.policy = static_cast<qgan::policy_id>(pick(0, 7)); break;
+      case 2:
+        if (!t.shape.empty()) t.shape[some(t.shape.size())] += pick(-2, 1);
+        break;
+      case 3:
+        if (pick(0, 1) == 1 || t.shape.empty()) {
+          t.shape.push_back(pick(1, 3));
+        } else {
+          t.shape.pop_back();
+        }
+        break;
+      case 4:  // no elements, but channels beyond any params count
+        t.shape = {0, std::int64_t{1} << pick(30, 62)};
+        if (pick(0, 1) == 1) t.grain = qgan::per_channel{1};
+        break;
+      case 5:  // more elements than fit
+        t.shape = {std::int64_t{1} << pick(40, 62), 1 << pick(0, 30)};
+        break;
+      case 6:
+        t.grain = pick(0, 2) == 0 ? qgan::granularity{qgan::per_tensor{}}
+                                  : qgan::granularity{qgan::per_channel{pick(-6, 6)}};
+        break;
+      case 7:
+        if (pick(0, 1) == 1 || t.params.empty()) {
+          t.params.push_back(0.5f);
+        } else {
+          t.params.pop_back();
+        }
+        break;
+      case 8:
+        if (!t.params.empty()) {
+          const float specials[] = {std::numeric_limits<float>::quiet_NaN(), inf, -inf, -0.0f,
+                                    std::numeric_limits<float>::denorm_min(), 3.0e38f};
+          t.params[some(t.params.size())] = specials[pick(0, 5)];
+        }
+        break;
+      case 9:
+        if (pick(0, 1) == 1 || t.codes.empty()) {
+          t.codes.push_back(0);
+        } else {
+          t.codes.pop_back();
+        }
+        break;
+      case 10:
+        if (!t.codes.empty()) t.codes.back() = static_cast<std::uint8_t>(t.codes.back() | (1u << pick(0, 7)));
+        break;
+      case 11:
+        t.params.clear();
+        t.codes.clear();
+        break;
+      default: t.shape.clear(); break;
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("a packed tensor is written exactly when it reads back", "[qgan_file]") {
+  std::mt19937 rng(20250607);
+  std::size_t accepted = 0;
+  std::size_t refused = 0;
+  for (int trial = 0; trial < 4000; ++trial) {
+    io::qgan_model model;
+    model.tensors.push_back({"t", random_damaged_tensor(rng)});
+    const auto& tensor = std::get<qgan::packed_tensor>(model.tensors[0].tensor);
+    std::string validate_error, write_error, read_error;
+    try {
+      tensor.validate("t");
+    } catch (const qgan::error& e) {
+      validate_error = e.what();
+    }
+    bytes_t written;
+    try {
+      written = io::serialize_qgan(model, "damaged.qgan");
+    } catch (const qgan::error& e) {
+      write_error = e.what();
+    }
+    // The same tensor laid out without the writer's checks: what the reader decides alone.
+    const bytes_t unchecked = qd::serialize(model, "damaged.qgan", {.check_packed = false});
+    io::qgan_model read;
+    try {
+      read = io::parse_qgan(unchecked, "damaged.qgan");
+    } catch (const qgan::error& e) {
+      read_error = e.what();
+    }
+    INFO("trial " << trial << ": " << describe(tensor) << "\n  validate: " << validate_error
+                  << "\n  write: " << write_error << "\n  read: " << read_error);
+    REQUIRE(write_error.empty() == read_error.empty());
+    REQUIRE(validate_error.empty() == write_error.empty());
+    if (write_error.empty()) {
+      ++accepted;
+      CHECK(written == unchecked);
+      check_same(model, read);
+    } else {
+      ++refused;
+    }
+  }
+  CHECK(accepted > 400);
+  CHECK(refused > 400);
 }
 
 // ---- generators, run by hand ----------------------------------------------------------

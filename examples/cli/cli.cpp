@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "qgan/core/error.hpp"
+#include "qgan/simd/dispatch.hpp"
 #include "qgan/version.hpp"
 
 namespace qgan_cli {
@@ -81,6 +82,22 @@ int run(std::span<const std::string> args, const context& ctx) {
   }
   if (args[0] == "--version") {
     ctx.out << "qgan " QGAN_VERSION_STRING "\n";
+    // The kernel set every command runs (run-time dispatch, or QGAN_KERNELS) and the
+    // others this CPU could run.
+    try {
+      ctx.out << "kernels: " << qgan::simd::active_kernels<>().name;
+      if (qgan::simd::kernels_dispatched()) {
+        ctx.out << " (run-time dispatch; this CPU runs:";
+        for (const auto* set : qgan::simd::available_kernel_sets()) ctx.out << " " << set->name;
+        ctx.out << "; QGAN_KERNELS=NAME forces one)";
+      } else {
+        ctx.out << " (static, from the build flags)";
+      }
+      ctx.out << "\n";
+    } catch (const std::exception& e) {
+      ctx.err << "qgan: error: " << e.what() << "\n";
+      return 1;
+    }
     return 0;
   }
   const std::string& command = args[0];

@@ -20,6 +20,8 @@ class progress_bar {
     if (drawn_) err_ << "\r\033[K" << std::flush;
   }
 
+  void set_total(std::size_t total) noexcept { total_ = total; }
+
   void update(std::size_t done) {
     if (!terminal_ || total_ == 0) return;
     const auto now = std::chrono::steady_clock::now();

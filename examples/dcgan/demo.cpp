@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
     const std::filesystem::path out_dir = parsed.value("--out").value_or("demo-output");
     const auto samples = static_cast<std::size_t>(parsed.integer("--samples", 5000, grid_images, 1'000'000));
     const int resamples = static_cast<int>(parsed.integer("--bootstrap", 30, 0, 10'000));
+    if (resamples == 1) throw qgan_cli::usage_error("dcgan_demo: --bootstrap 1 gives no spread; use 0 or at least 2");
     const auto hardware = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
     const auto threads = static_cast<std::size_t>(parsed.integer("--threads", hardware, 1, 256));
     const std::filesystem::path weights_dir = parsed.value("--weights-dir").value_or(QGAN_DCGAN_WEIGHTS_DIR);

@@ -53,7 +53,8 @@ classified classify(const classifier& C, const tensor4& images, std::size_t batc
 
 reference_assets reference_assets::load(const std::filesystem::path& dir) {
   return {dir, classifier(load_weights(dir / "classifier.safetensors")),
-          frechet_reference(read_reference_gaussian(qgan::io::safetensors_file::open(dir / "fid_reference.safetensors"))),
+          qgan::eval::frechet_reference(
+              read_reference_gaussian(qgan::io::safetensors_file::open(dir / "fid_reference.safetensors"))),
           load_weights(dir / "generator.safetensors")};
 }
 
@@ -66,9 +67,9 @@ quality score(const tensor4& images, std::span<const std::uint8_t> reference_pix
   quality q;
   q.samples = static_cast<std::size_t>(images.dimension(0));
   q.fid = fid_with_bootstrap(c.features, assets.fid_reference, resamples, seed);
-  q.inception = inception_score(c.logits);
+  q.inception = qgan::eval::inception_score_from_logits(c.logits);
   const std::vector<std::uint8_t> pixels = to_pixels(images);
-  q.psnr = psnr_u8(reference_pixels, pixels);
+  q.psnr = qgan::eval::psnr_u8(reference_pixels, pixels);
   return q;
 }
 

@@ -36,7 +36,7 @@ classified classify(const classifier& C, const tensor4& images, std::size_t batc
 struct reference_assets {
   std::filesystem::path directory;
   classifier C;
-  frechet_reference fid_reference;
+  qgan::eval::frechet_reference fid_reference;
   weight_set fp32_generator;
 
   static reference_assets load(const std::filesystem::path& dir);
@@ -44,7 +44,7 @@ struct reference_assets {
 
 struct quality {
   std::size_t samples = 0;
-  fid_estimate fid;
+  qgan::eval::frechet_estimate fid;
   double inception = 0;
   double psnr = 0;  ///< against fp32 G on the same z; +inf when identical
 };

@@ -1,56 +1,27 @@
-// What `qgan quantize` does, as a function the demo and the tests call too: every
-// floating-point tensor of rank >= 2 (conv and linear weights) is quantized with one
-// policy; biases, BatchNorm tensors and anything --keep names stay float; integer and
-// bool tensors (BatchNorm's num_batches_tracked) and non-F32 floats that are kept pass
-// through byte for byte. The options are recorded in the model's metadata, the
-// source file's metadata under "source.".
+// The dcgan example's view of whole-model quantization, which lives in the library
+// (qgan/model/): the settings are qgan::model::quantize_rules, and quantize_model runs
+// the library's in-memory quantization with a progress count the demo and the tests use.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <functional>
 #include <limits>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "qgan/io/qgan_file.hpp"
 #include "qgan/io/safetensors.hpp"
+#include "qgan/model/rules.hpp"
 
 namespace dcgan {
 
-/// Every method quantize_model takes, in the demo table's order: "minmax", "log", "tanh",
-/// "em" (the paper's EM), "em+", "lloyd".
+using quantize_settings = qgan::model::quantize_rules;
+
+/// Every method, in the demo table's order (qgan::method_names()).
 const std::vector<std::string>& method_names();
 
-struct pattern_value {
-  std::string pattern;  ///< shell glob over tensor names (fnmatch), e.g. "deconv*.weight"
-  int value = 0;
-};
-
-struct quantize_settings {
-  std::string method = "em";
-  int bits = 4;
-  bool per_channel = false;
-  std::string arch{};                     ///< "" or "dcgan": names the output-channel axes
-  std::vector<pattern_value> axes{};      ///< --axis PATTERN=N, first match wins
-  std::vector<std::string> keep{};        ///< --keep PATTERN: left in float
-  std::vector<pattern_value> bits_for{};  ///< --bits-for PATTERN=K, last match wins
-};
-
-/// Shell-glob match of a tensor name (fnmatch).
-bool glob_match(const std::string& pattern, const std::string& name);
-
-/// The known architectures' output-channel axis of a weight: ConvTranspose2d stores
-/// (in, out, kh, kw), so its output channels are axis 1; Conv2d and Linear use axis 0.
-std::optional<int> arch_axis(const std::string& arch, const std::string& name);
-
-/// Checks the settings alone (before any file is read), so bad flags fail fast.
-void validate(const quantize_settings& s);
-
-/// Quantizes `file` into a model ready for write_qgan. source_name is recorded in the
-/// metadata (normally the input's file name). progress, if set, is called with the
-/// number of tensors done (of file.tensors().size()).
+/// Quantizes `file` into a model ready for write_qgan; progress counts tensors done.
 qgan::io::qgan_model quantize_model(const qgan::io::safetensors_file& file, const quantize_settings& s,
                                     const std::string& source_name,
                                     const std::function<void(std::size_t)>& progress = {});

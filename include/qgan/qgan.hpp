@@ -5,6 +5,7 @@
 #include "qgan/core/error.hpp"
 #include "qgan/core/finite.hpp"
 #include "qgan/core/shape.hpp"
+#include "qgan/eval/eval.hpp"
 #include "qgan/nn/activations.hpp"
 #include "qgan/nn/batch_norm.hpp"
 #include "qgan/nn/conv2d.hpp"

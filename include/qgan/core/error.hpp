@@ -2,6 +2,8 @@
 // field, index), because a loader or a fit that says only "invalid input" wastes a day.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,6 +18,7 @@ class error : public std::runtime_error {
 };
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
 template <class... Parts>
 [[noreturn]] void throw_error(const Parts&... parts) {
@@ -33,5 +36,6 @@ inline std::string tensor_prefix(std::string_view name) {
   return prefix;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
 }  // namespace qgan

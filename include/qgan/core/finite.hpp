@@ -2,6 +2,8 @@
 // and the result would be silent garbage rather than an error.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <span>
@@ -10,6 +12,7 @@
 #include "qgan/core/error.hpp"
 
 namespace qgan {
+QGAN_BEGIN_FUNCTIONS
 
 inline void require_finite(std::span<const float> values, std::string_view tensor_name = {}) {
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -21,4 +24,5 @@ inline void require_finite(std::span<const float> values, std::string_view tenso
   }
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -2,6 +2,8 @@
 // element count every loader and front door needs before it trusts a shape.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -14,6 +16,8 @@
 namespace qgan {
 
 using shape_t = std::vector<std::int64_t>;
+
+QGAN_BEGIN_FUNCTIONS
 
 inline std::string to_string(const shape_t& shape) {
   std::string text = "[";
@@ -45,4 +49,5 @@ inline std::size_t element_count(const shape_t& shape, std::string_view tensor_n
   return count;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -12,8 +12,8 @@
 // for any type: it is read with memcpy, never through a cast pointer.
 //
 // API (namespace qgan::io; the header JSON goes through nlohmann/json, so link
-// nlohmann_json::nlohmann_json):
-//   enum class dtype                 every dtype the format defines (22, see below)
+// nlohmann_json::nlohmann_json). Dtypes come from qgan/io/dtype.hpp:
+//   enum class dtype                 every dtype the format defines (22, see there)
 //   dtype_name(dtype) -> "BF16"      dtype_from_name("BF16") -> std::optional<dtype>
 //   dtype_bits(dtype) -> 4..64       is_float_readable(dtype): F32, F16, BF16, F64
 //   tensor_byte_size(dtype, shape, name = {}) -> bytes; throws on overflow or when the
@@ -37,11 +37,6 @@
 //     temporary file in the same directory is written, fsynced and renamed over path
 //     (qgan/io/atomic_write.hpp).
 //
-// Dtypes and sizes, as the reference implementation (safetensors/src/tensor.rs) defines
-// them: BOOL U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 F8_E4M3FNUZ F8_E5M2FNUZ (8 bits), I16 U16 F16
-// BF16 (16), I32 U32 F32 (32), I64 U64 F64 C64 (64), F4 (4), F6_E2M3 F6_E3M2 (6). A tensor
-// takes element_count * bits / 8 bytes, and element_count * bits must be a multiple of 8:
-// sub-byte elements are packed with no padding, so an F4 tensor of shape [3] is invalid.
 // Values are little-endian, as the format prescribes; so is every host qgan supports.
 #pragma once
 
@@ -69,80 +64,21 @@
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
 #include "qgan/io/atomic_write.hpp"
+#include "qgan/io/dtype.hpp"
 #include "qgan/io/half.hpp"
 #include "qgan/io/mapped_file.hpp"
+#include "qgan/io/utf8.hpp"
 
 namespace qgan::io {
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; qgan copies it as it lies");
 
-// In the reference implementation's order (increasing alignment).
-enum class dtype : std::uint8_t {
-  boolean,
-  f4,
-  f6_e2m3,
-  f6_e3m2,
-  u8,
-  i8,
-  f8_e5m2,
-  f8_e4m3,
-  f8_e8m0,
-  f8_e4m3fnuz,
-  f8_e5m2fnuz,
-  i16,
-  u16,
-  f16,
-  bf16,
-  i32,
-  u32,
-  f32,
-  c64,
-  f64,
-  i64,
-  u64,
-};
-
 namespace safetensors_detail {
 
-struct dtype_info {
-  dtype type;
-  std::string_view name;
-  std::size_t bits;
-};
-
-inline constexpr std::array<dtype_info, 22> dtype_table{{
-    {dtype::boolean, "BOOL", 8},
-    {dtype::f4, "F4", 4},
-    {dtype::f6_e2m3, "F6_E2M3", 6},
-    {dtype::f6_e3m2, "F6_E3M2", 6},
-    {dtype::u8, "U8", 8},
-    {dtype::i8, "I8", 8},
-    {dtype::f8_e5m2, "F8_E5M2", 8},
-    {dtype::f8_e4m3, "F8_E4M3", 8},
-    {dtype::f8_e8m0, "F8_E8M0", 8},
-    {dtype::f8_e4m3fnuz, "F8_E4M3FNUZ", 8},
-    {dtype::f8_e5m2fnuz, "F8_E5M2FNUZ", 8},
-    {dtype::i16, "I16", 16},
-    {dtype::u16, "U16", 16},
-    {dtype::f16, "F16", 16},
-    {dtype::bf16, "BF16", 16},
-    {dtype::i32, "I32", 32},
-    {dtype::u32, "U32", 32},
-    {dtype::f32, "F32", 32},
-    {dtype::c64, "C64", 64},
-    {dtype::f64, "F64", 64},
-    {dtype::i64, "I64", 64},
-    {dtype::u64, "U64", 64},
-}};
-
-constexpr bool table_is_indexed_by_enum() {
-  for (std::size_t i = 0; i < dtype_table.size(); ++i) {
-    if (static_cast<std::size_t>(dtype_table[i].type) != i) return false;
-  }
-  return true;
-}
-static_assert(table_is_indexed_by_enum(), "dtype_table[i] must describe dtype i");
+using dtype_detail::dtype_info;
+using dtype_detail::dtype_table;
+using io::first_invalid_utf8;
 
 // The format caps the header at 100 MB so a hostile length cannot make a reader allocate
 // without bound (safetensors MAX_HEADER_SIZE).
@@ -154,47 +90,6 @@ inline std::uint64_t read_le64(std::span<const std::byte> bytes) noexcept {
     value |= static_cast<std::uint64_t>(std::to_integer<unsigned>(bytes[i])) << (8 * i);
   }
   return value;
-}
-
-// Offset of the first byte that does not start a well-formed UTF-8 sequence (overlong
-// forms, surrogates and code points above U+10FFFF included), or npos.
-inline std::size_t first_invalid_utf8(std::span<const std::byte> text) noexcept {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const unsigned lead = std::to_integer<unsigned>(text[i]);
-    if (lead < 0x80u) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    std::uint32_t code_point = 0;
-    std::uint32_t smallest = 0;
-    if ((lead & 0xe0u) == 0xc0u) {
-      length = 2, code_point = lead & 0x1fu, smallest = 0x80;
-    } else if ((lead & 0xf0u) == 0xe0u) {
-      length = 3, code_point = lead & 0x0fu, smallest = 0x800;
-    } else if ((lead & 0xf8u) == 0xf0u) {
-      length = 4, code_point = lead & 0x07u, smallest = 0x10000;
-    } else {
-      return i;
-    }
-    if (text.size() - i < length) return i;
-    for (std::size_t k = 1; k < length; ++k) {
-      const unsigned next = std::to_integer<unsigned>(text[i + k]);
-      if ((next & 0xc0u) != 0x80u) return i;
-      code_point = (code_point << 6) | (next & 0x3fu);
-    }
-    if (code_point < smallest || code_point > 0x10ffffu ||
-        (code_point >= 0xd800u && code_point <= 0xdfffu)) {
-      return i;
-    }
-    i += length;
-  }
-  return std::string_view::npos;
-}
-
-inline std::size_t first_invalid_utf8(std::string_view text) noexcept {
-  return first_invalid_utf8(std::as_bytes(std::span(text.data(), text.size())));
 }
 
 // "tensor 'x': ", quoting even the empty name, which the format allows.
@@ -243,57 +138,6 @@ inline std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
 }
 
 }  // namespace safetensors_detail
-
-// A value outside the enum (a cast from a stray integer) names itself "invalid" and has
-// 0 bits, which tensor_byte_size and so the writer reject, rather than reading past the table.
-constexpr std::string_view dtype_name(dtype type) noexcept {
-  const auto index = static_cast<std::size_t>(type);
-  return index < safetensors_detail::dtype_table.size()
-             ? safetensors_detail::dtype_table[index].name
-             : std::string_view("invalid");
-}
-
-constexpr std::size_t dtype_bits(dtype type) noexcept {
-  const auto index = static_cast<std::size_t>(type);
-  return index < safetensors_detail::dtype_table.size()
-             ? safetensors_detail::dtype_table[index].bits
-             : 0;
-}
-
-// Names are case-sensitive, as in the format ("F32", never "f32").
-constexpr std::optional<dtype> dtype_from_name(std::string_view name) noexcept {
-  for (const auto& info : safetensors_detail::dtype_table) {
-    if (info.name == name) return info.type;
-  }
-  return std::nullopt;
-}
-
-constexpr bool is_float_readable(dtype type) noexcept {
-  return type == dtype::f32 || type == dtype::f16 || type == dtype::bf16 || type == dtype::f64;
-}
-
-// Bytes a tensor of this dtype and shape occupies. Throws qgan::error (naming the tensor
-// when a name is given) on a negative extent, on a size that overflows 64-bit arithmetic,
-// and when packed sub-byte elements do not end on a byte boundary.
-inline std::size_t tensor_byte_size(dtype type, const shape_t& shape,
-                                    std::string_view tensor_name = {}) {
-  const std::size_t count = element_count(shape, tensor_name);
-  const std::size_t bits = dtype_bits(type);
-  if (bits == 0) {
-    detail::throw_error(detail::tensor_prefix(tensor_name), "dtype value ",
-                        static_cast<unsigned>(type), " is not a safetensors dtype");
-  }
-  if (count > std::numeric_limits<std::size_t>::max() / bits) {
-    detail::throw_error(detail::tensor_prefix(tensor_name), "shape ", to_string(shape), " of ",
-                        dtype_name(type), " has more bits than fit in a size_t");
-  }
-  if ((count * bits) % 8 != 0) {
-    detail::throw_error(detail::tensor_prefix(tensor_name), "shape ", to_string(shape), " of ",
-                        dtype_name(type), " holds ", count * bits,
-                        " bits, not a whole number of bytes");
-  }
-  return count * bits / 8;
-}
 
 // One tensor: its bytes are a view into the file (or into the caller's memory when built
 // for the writer), exactly as stored: little-endian, row-major, possibly unaligned.
@@ -406,6 +250,13 @@ class safetensors_file {
   [[nodiscard]] const safetensors_metadata& metadata() const noexcept { return metadata_; }
   [[nodiscard]] const std::string& source() const noexcept { return source_; }
 
+  /// Where a tensor's bytes start in the file (or the parsed image): lets a streaming
+  /// reader pread them instead of touching the mapping, whose pages would count as its
+  /// resident memory.
+  [[nodiscard]] std::uint64_t file_offset(const safetensors_tensor& tensor) const noexcept {
+    return static_cast<std::uint64_t>(tensor.bytes.data() - image_.data());
+  }
+
  private:
   safetensors_file() = default;
 
@@ -423,6 +274,7 @@ class safetensors_file {
   };
 
   void load(std::span<const std::byte> file) {
+    image_ = file;
     using safetensors_detail::max_header_bytes;
     if (file.size() < 8) {
       fail("file is ", file.size(), " bytes, shorter than the 8-byte header length");
@@ -655,6 +507,7 @@ class safetensors_file {
 
   std::string source_;
   mapped_file mapping_;
+  std::span<const std::byte> image_{};  ///< the whole file: the mapping or the parsed bytes
   std::vector<safetensors_tensor> tensors_;
   std::map<std::string, std::size_t, std::less<>> index_;
   safetensors_metadata metadata_;

@@ -6,6 +6,8 @@
 // so the linker can never hand code compiled for AVX-512 to an SSE2 caller.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -14,6 +16,8 @@
 #include "qgan/quant/uniform_grid.hpp"
 
 namespace qgan::pack {
+
+QGAN_BEGIN_FUNCTIONS
 
 /// Bytes of the canonical layout: ceil(count * bits / 8). Throws if that overflows.
 inline std::size_t packed_size(std::size_t count, int bits) {
@@ -74,4 +78,5 @@ inline void dequantize_uniform_ref(const std::uint8_t* packed, std::size_t first
   }
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan::pack

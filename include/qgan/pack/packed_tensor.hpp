@@ -1,15 +1,17 @@
 // A quantized tensor as qgan stores and ships it: shape, bit width, policy, granularity,
 // the fitted params of every channel and the codes in the canonical packed layout
-// (qgan/pack/canonical.hpp). `qgan::quantize` and `qgan::dequantize` are the front door;
-// the .qgan file stores these fields as they are.
+// (qgan/pack/canonical.hpp). `qgan::quantize` and `qgan::dequantize` (qgan/pack/quantize.hpp)
+// are the front door; the .qgan file stores these fields as they are. validate() is the
+// one definition of a well-formed packed tensor: the .qgan reader applies the same rules
+// (detail::check_packed_fields, then validate), so whatever the writer accepts reads back.
 #pragma once
+
+#include "qgan/core/isa_namespace.hpp"
 
 #include <cmath>
 #include <cstddef>
-#include <limits>
 #include <cstdint>
-#include <optional>
-#include <span>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -18,44 +20,66 @@
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
 #include "qgan/pack/canonical.hpp"
-#include "qgan/quant/em.hpp"
 #include "qgan/quant/granularity.hpp"
-#include "qgan/quant/lloyd_max.hpp"
-#include "qgan/quant/log.hpp"
-#include "qgan/quant/minmax.hpp"
+#include "qgan/quant/policy_registry.hpp"
 #include "qgan/quant/quantize.hpp"
-#include "qgan/quant/tanh.hpp"
 
 namespace qgan {
 
-/// Which policy made the codes: it decides how params decode them. The numbers are part
-/// of the .qgan format and never change meaning.
-enum class policy_id : std::uint8_t { minmax = 1, log = 2, tanh = 3, em = 4, lloyd = 5 };
+namespace detail {
 
-inline std::string_view policy_name(policy_id policy) noexcept {
-  switch (policy) {
-    case policy_id::minmax: return "minmax";
-    case policy_id::log: return "log";
-    case policy_id::tanh: return "tanh";
-    case policy_id::em: return "em";
-    case policy_id::lloyd: return "lloyd";
+/// What a packed tensor's fields imply about its sizes.
+struct packed_sizes {
+  std::size_t count = 0;            ///< elements
+  std::size_t channels = 1;         ///< 1 per tensor
+  std::size_t params = 0;           ///< floats of params, all channels together
+  std::size_t code_bytes = 0;       ///< canonical layout: ceil(count * bits / 8)
+  std::uint64_t payload_bytes = 0;  ///< params as float32, then the codes (a .qgan payload)
+};
+
+QGAN_BEGIN_FUNCTIONS
+
+/// The rules on a packed tensor's fields alone, before its params and codes are looked at:
+/// bits within 1..8 and at least the policy's floor, a known policy, an element count and
+/// a channel axis that fit the shape, and sizes that fit in 64 bits. The .qgan reader runs
+/// this on each record before it touches a payload; packed_tensor::validate runs it first.
+inline packed_sizes check_packed_fields(const shape_t& shape, int bits, policy_id policy,
+                                        const granularity& grain, std::string_view name = {}) {
+  const std::string prefix = tensor_prefix(name);
+  if (bits < min_bits || bits > max_bits) {
+    throw_error(prefix, "bits ", bits, " is outside ", min_bits, "..", max_bits);
   }
-  return "unknown";
-}
-
-inline std::optional<policy_id> policy_from_name(std::string_view name) noexcept {
-  for (const policy_id policy : {policy_id::minmax, policy_id::log, policy_id::tanh,
-                                 policy_id::em, policy_id::lloyd}) {
-    if (policy_name(policy) == name) return policy;
+  const policy_info* info = find_policy(policy);
+  if (info == nullptr) {
+    throw_error(prefix, "policy ", static_cast<unsigned>(policy), " is unknown (",
+                known_policy_ids(), ")");
   }
-  return std::nullopt;
+  if (bits < info->min_bits) {
+    throw_error(prefix, "bits ", bits, " with policy ", info->name, " (", info->name,
+                " needs bits >= ", info->min_bits, ")");
+  }
+  packed_sizes sizes;
+  sizes.count = element_count(shape, name);
+  sizes.channels = make_channel_layout(shape, grain, name).channels;
+  constexpr std::uint64_t most = std::numeric_limits<std::uint64_t>::max();
+  const std::size_t per_channel = info->params_per_channel(bits);
+  if (sizes.channels > most / sizeof(float) / per_channel) {
+    throw_error(prefix, "shape ", to_string(shape), " with ", sizes.channels, " channel(s) of ",
+                info->name, " at ", bits, " bits needs more params than fit in 64 bits");
+  }
+  sizes.params = sizes.channels * per_channel;
+  sizes.code_bytes = pack::packed_size(sizes.count, bits);  // throws past size_t
+  const std::uint64_t params_bytes = std::uint64_t{sizes.params} * sizeof(float);
+  if (sizes.code_bytes > most - params_bytes) {
+    throw_error(prefix, "shape ", to_string(shape), " at ", bits,
+                " bits needs a payload of more than 2^64 bytes");
+  }
+  sizes.payload_bytes = params_bytes + sizes.code_bytes;
+  return sizes;
 }
 
-/// Floats of params per channel: (alpha, beta) for minmax and EM, (log_alpha, log_beta)
-/// for log, (lowest, highest) for tanh, the 2^bits levels for Lloyd-Max.
-inline std::size_t params_per_channel(policy_id policy, int bits) noexcept {
-  return policy == policy_id::lloyd ? std::size_t{1} << bits : 2;
-}
+QGAN_END_FUNCTIONS
+}  // namespace detail
 
 struct packed_tensor {
   shape_t shape{};
@@ -67,98 +91,49 @@ struct packed_tensor {
 
   std::size_t element_count() const { return qgan::element_count(shape); }
 
-  /// Throws qgan::error naming the tensor and the field if the fields disagree.
-  void validate(std::string_view name = {}) const {
-    const std::string prefix = detail::tensor_prefix(name);
-    if (bits < min_bits || bits > max_bits) {
-      detail::throw_error(prefix, "bits = ", bits, " is outside ", min_bits, "..", max_bits);
-    }
-    if (policy_name(policy) == "unknown") {
-      detail::throw_error(prefix, "policy id ", int(policy), " is unknown");
-    }
-    if (policy == policy_id::log && bits < 2) {
-      detail::throw_error(prefix, "log policy with bits = ", bits, " (needs bits >= 2)");
-    }
-    const std::size_t count = qgan::element_count(shape, name);
-    const channel_layout layout = make_channel_layout(shape, grain, name);
-    const std::size_t expected_params = layout.channels * params_per_channel(policy, bits);
-    if (params.size() != expected_params) {
-      detail::throw_error(prefix, "params holds ", params.size(), " floats but shape ",
-                          to_string(shape), " with ", layout.channels, " channel(s) of ",
-                          policy_name(policy), " at ", bits, " bits needs ", expected_params);
-    }
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      // The one infinity a fit produces: log's all-zero channel, log_beta = -inf.
-      const bool zero_log_channel = policy == policy_id::log && i % 2 == 1 &&
-                                    params[i] == -std::numeric_limits<float>::infinity();
-      if (!std::isfinite(params[i]) && !zero_log_channel) {
-        detail::throw_error(prefix, "params[", i, "] = ", params[i], " is not finite");
-      }
-    }
-    const std::size_t expected_bytes = pack::packed_size(count, bits);
-    if (codes.size() != expected_bytes) {
-      detail::throw_error(prefix, "codes hold ", codes.size(), " bytes but ", count,
-                          " elements at ", bits, " bits need ", expected_bytes);
-    }
-  }
+  /// Throws qgan::error naming the tensor and the field if the fields disagree. Every
+  /// tensor that passes can be written to a .qgan file and read back as it is.
+  void validate(std::string_view name = {}) const;
 };
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
-template <class Q> struct policy_traits;
-
-// Minmax and EM store the same uniform grid; only the id tells them apart.
-struct uniform_grid_traits {
-  static void append(const uniform_params& p, std::vector<float>& out) {
-    out.insert(out.end(), {p.alpha, p.beta});
-  }
-};
-template <> struct policy_traits<minmax_quantizer> : uniform_grid_traits {
-  static constexpr policy_id id = policy_id::minmax;
-};
-template <> struct policy_traits<em_quantizer> : uniform_grid_traits {
-  static constexpr policy_id id = policy_id::em;
-};
-template <> struct policy_traits<log_quantizer> {
-  static constexpr policy_id id = policy_id::log;
-  static void append(const log_params& p, std::vector<float>& out) {
-    out.insert(out.end(), {p.log_alpha, p.log_beta});
-  }
-};
-template <> struct policy_traits<tanh_quantizer> {
-  static constexpr policy_id id = policy_id::tanh;
-  static void append(const tanh_params& p, std::vector<float>& out) {
-    out.insert(out.end(), {p.lowest, p.highest});
-  }
-};
-template <> struct policy_traits<lloyd_max_quantizer> {
-  static constexpr policy_id id = policy_id::lloyd;
-  static void append(const codebook_params& p, std::vector<float>& out) {
-    out.insert(out.end(), p.levels.begin(), p.levels.end());
-  }
-};
-
-// The 2^bits values a channel's codes decode to, whatever the policy.
-inline std::vector<float> channel_levels(policy_id policy, int bits, const float* channel_params) {
-  std::vector<float> levels(level_count(bits));
-  for (std::uint32_t code = 0; code < levels.size(); ++code) {
-    switch (policy) {
-      case policy_id::minmax:
-      case policy_id::em:
-        levels[code] = uniform_decode(code, {channel_params[0], channel_params[1], bits});
-        break;
-      case policy_id::log:
-        levels[code] = log_quantizer{}.decode(code, {channel_params[0], channel_params[1], bits});
-        break;
-      case policy_id::tanh:
-        levels[code] = tanh_quantizer{}.decode(code, {channel_params[0], channel_params[1], bits});
-        break;
-      case policy_id::lloyd: levels[code] = channel_params[code]; break;
+// The body of packed_tensor::validate, as a free function in the instruction-set
+// namespace (qgan/core/isa_namespace.hpp): a member function's body would be shared by
+// units built with different -m flags.
+inline void validate_packed(const packed_tensor& t, std::string_view name) {
+    const detail::packed_sizes sizes = detail::check_packed_fields(t.shape, t.bits, t.policy, t.grain, name);
+    const std::string prefix = detail::tensor_prefix(name);
+    const policy_info& info = *find_policy(t.policy);
+    if (t.params.size() != sizes.params) {
+      detail::throw_error(prefix, "params holds ", t.params.size(), " floats but shape ",
+                          to_string(t.shape), " with ", sizes.channels, " channel(s) of ",
+                          info.name, " at ", t.bits, " bits needs ", sizes.params);
     }
-  }
-  return levels;
+    const std::size_t stride = info.params_per_channel(t.bits);
+    for (std::size_t i = 0; i < t.params.size(); ++i) {
+      const bool allowed_infinity = info.allows_minus_infinity(i % stride) &&
+                                    t.params[i] == -std::numeric_limits<float>::infinity();
+      if (!std::isfinite(t.params[i]) && !allowed_infinity) {
+        detail::throw_error(prefix, "params[", i, "] = ", t.params[i], " is not finite");
+      }
+    }
+    if (t.codes.size() != sizes.code_bytes) {
+      detail::throw_error(prefix, "codes hold ", t.codes.size(), " bytes but ", sizes.count,
+                          " elements at ", t.bits, " bits need ", sizes.code_bytes);
+    }
+    // The canonical layout leaves them 0, so one tensor has one byte image (and one checksum).
+    const std::size_t used_bits = (sizes.count * static_cast<std::size_t>(t.bits)) % 8;
+    if (used_bits != 0 && (t.codes.back() >> used_bits) != 0) {
+      detail::throw_error(prefix, "codes: the last byte's ", 8 - used_bits,
+                          " unused high bits are not 0");
+    }
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
+
+inline void packed_tensor::validate(std::string_view name) const { detail::validate_packed(*this, name); }
 
 }  // namespace qgan

@@ -3,6 +3,8 @@
 // selected kernel set (qgan/simd/select.hpp).
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -10,15 +12,18 @@
 #include <vector>
 
 #include "qgan/pack/packed_tensor.hpp"
-#include "qgan/simd/kernels.hpp"
+#include "qgan/quant/quantize.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace qgan {
 
+QGAN_BEGIN_FUNCTIONS
+
 /// Fits `policy` per tensor or per channel and packs the codes.
-template <quantizer Q>
+template <quantizer Q, class Arch = xsimd::default_arch>
 packed_tensor quantize(const Q& policy, std::span<const float> values, const shape_t& shape,
                        const quantize_options& options) {
-  const quantized_codes<Q> fitted = quantize_codes(policy, values, shape, options);
+  const quantized_codes<Q> fitted = quantize_codes<Q, Arch>(policy, values, shape, options);
   packed_tensor packed;
   packed.shape = shape;
   packed.bits = options.bits;
@@ -28,7 +33,7 @@ packed_tensor quantize(const Q& policy, std::span<const float> values, const sha
     detail::policy_traits<Q>::append(channel_params, packed.params);
   }
   packed.codes.resize(pack::packed_size(fitted.codes.size(), options.bits));
-  simd::native_kernels::pack_codes(fitted.codes.data(), fitted.codes.size(), options.bits,
+  simd::active_kernels<Arch>().codec.pack_codes(fitted.codes.data(), fitted.codes.size(), options.bits,
                                    packed.codes.data());
   return packed;
 }
@@ -36,12 +41,14 @@ packed_tensor quantize(const Q& policy, std::span<const float> values, const sha
 /// Decodes every element to float, in row-major order. Uniform grids (minmax, EM) decode
 /// straight from the packed codes with alpha * z + beta; other policies through each
 /// channel's table of 2^bits levels.
-inline std::vector<float> dequantize(const packed_tensor& packed, std::string_view name = {}) {
+template <class Arch = xsimd::default_arch>
+std::vector<float> dequantize(const packed_tensor& packed, std::string_view name = {}) {
   packed.validate(name);
+  const simd::codec_table& codec = simd::active_kernels<Arch>().codec;
   const channel_layout layout = make_channel_layout(packed.shape, packed.grain, name);
   std::vector<float> values(packed.element_count());
   const std::size_t stride = params_per_channel(packed.policy, packed.bits);
-  const bool uniform = packed.policy == policy_id::minmax || packed.policy == policy_id::em;
+  const bool uniform = find_policy(packed.policy)->uniform_grid();
   std::vector<std::uint8_t> run_codes(uniform ? 0 : layout.inner);
   for (std::size_t channel = 0; channel < layout.channels; ++channel) {
     const float* channel_params = packed.params.data() + channel * stride;
@@ -51,11 +58,11 @@ inline std::vector<float> dequantize(const packed_tensor& packed, std::string_vi
     for (std::size_t outer = 0; outer < layout.outer; ++outer) {
       const std::size_t first = layout.index(outer, channel, 0);
       if (uniform) {
-        simd::native_kernels::dequantize_uniform(packed.codes.data(), first, layout.inner,
+        codec.dequantize_uniform(packed.codes.data(), first, layout.inner,
                                                  packed.bits, grid, values.data() + first);
         continue;
       }
-      simd::native_kernels::unpack(packed.codes.data(), first, layout.inner, packed.bits,
+      codec.unpack(packed.codes.data(), first, layout.inner, packed.bits,
                                    run_codes.data());
       for (std::size_t i = 0; i < layout.inner; ++i) values[first + i] = levels[run_codes[i]];
     }
@@ -63,4 +70,5 @@ inline std::vector<float> dequantize(const packed_tensor& packed, std::string_vi
   return values;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -4,11 +4,12 @@
 // Defaults are the paper's algorithm ("EM (paper)"); `plus()` turns on the improvements
 // the tables show as "EM+": exact 2-means at k = 1 and restarts from clipped ranges.
 //
-// This is the plain reference loop: one pass over the data per iteration, M-step sums in
-// double on data centred by the mean (E[wz] - E[w]E[z] cancels badly in float).
-// Every iteration's MSE is measured on the float grid exactly as qgan::mse measures a
-// fake-quantized tensor, and the best grid seen is returned, so the result's MSE is never
-// above minmax's even where rounding makes an M-step a hair worse.
+// Every pass goes through the selected kernel set (qgan/simd/select.hpp): one fused pass
+// per iteration computes the E-step, the MSE of the float grid exactly as qgan::mse
+// measures a fake-quantized tensor, and the M-step's sums, in the fixed order of
+// qgan/simd/kernel_types.hpp, so every kernel set and thread count fits the same grid. The
+// best grid seen is returned, so the result's MSE is never above minmax's even where
+// rounding makes an M-step a hair worse.
 #pragma once
 
 #include <algorithm>
@@ -24,7 +25,10 @@
 #include "qgan/quant/minmax.hpp"
 #include "qgan/quant/two_means.hpp"
 #include "qgan/quant/uniform_grid.hpp"
-#include "qgan/simd/kernels.hpp"
+#include "qgan/core/parallel.hpp"
+#include "qgan/quant/reductions_ref.hpp"
+#include "qgan/simd/reference_set.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace qgan {
 
@@ -57,48 +61,51 @@ struct em_quantizer {
     return improved;
   }
 
+  int threads = 1;  ///< threads splitting each pass of a long tensor; never changes the result
+
+  template <class Arch = xsimd::default_arch>
   params fit(std::span<const float> values, int bits, std::string_view tensor_name = {}) const {
-    return fit_traced(values, bits, tensor_name).params;
+    return fit_traced<Arch>(values, bits, tensor_name).params;
   }
 
-  /// fit() with the MSE of every step of the paper's run; SIMD passes.
+  /// fit() with the MSE of every step of the paper's run.
+  template <class Arch = xsimd::default_arch>
   em_fit_result fit_traced(std::span<const float> values, int bits,
                            std::string_view tensor_name = {}) const {
-    return fit_with<simd_pass>(values, bits, tensor_name);
+    return fit_with<Arch>(simd::active_kernels<Arch>(), values, bits, tensor_name);
   }
 
-  /// The same algorithm with the plain scalar loop a user would write: the reference the
-  /// SIMD path is tested and benchmarked against.
+  /// The same fit on the scalar reference kernels: what every kernel set must reproduce
+  /// bit for bit, and the baseline the benchmarks time.
   em_fit_result fit_reference(std::span<const float> values, int bits,
                               std::string_view tensor_name = {}) const {
-    return fit_with<reference_pass>(values, bits, tensor_name);
+    return fit_with<simd::scalar_tag>(simd::reference_kernel_set<>(), values, bits, tensor_name);
   }
 
- private:
-  template <class Pass>
-  em_fit_result fit_with(std::span<const float> values, int bits,
-                         std::string_view tensor_name) const {
+  /// The fit on a given kernel set.
+  template <class Arch = xsimd::default_arch>
+  em_fit_result fit_with(const simd::kernel_set& kernels, std::span<const float> values, int bits,
+                         std::string_view tensor_name = {}) const {
     detail::require_bits(bits, name);
     if (max_iters < 0) detail::throw_error(name, ": max_iters = ", max_iters, " is negative");
     if (!(tol >= 0.0)) detail::throw_error(name, ": tol = ", tol, " must be >= 0");
     if (values.empty()) {
       require_finite(values, tensor_name);
-      return em_fit_result{.params = minmax_quantizer{}.fit(values, bits, tensor_name)};
+      return em_fit_result{.params = detail::minmax_grid(0.0, 0.0, bits, tensor_name)};
     }
     const bool restarting = bits >= 2 && !restart_clips.empty();
-    const moments stats = Pass::measure(values, restarting, tensor_name);
+    const moments stats = measure<Arch>(kernels, values, restarting, tensor_name);
     const uniform_params start = detail::minmax_grid(stats.lowest, stats.highest, bits, tensor_name);
-    em_fit_result result = run<Pass>(values, start, stats.mean, true);
+    em_fit_result result = run<Arch>(kernels, values, start, stats.mean, true);
     if (bits == 1 && exact_one_bit) {
-      keep_better(result, values, detail::optimal_two_means(values, tensor_name));
+      keep_better<Arch>(kernels, result, values, detail::optimal_two_means<Arch>(values, tensor_name));
     }
     if (bits >= 2) {
       for (const double clip : restart_clips) {
         const double lo = std::max(stats.lowest, stats.mean - clip * stats.deviation);
         const double hi = std::min(stats.highest, stats.mean + clip * stats.deviation);
         if (!(lo < hi)) continue;
-        const em_fit_result restart =
-            run<Pass>(values, detail::minmax_grid(lo, hi, bits), stats.mean, false);
+        const em_fit_result restart = run<Arch>(kernels, values, detail::minmax_grid(lo, hi, bits), stats.mean, false);
         if (restart.mse < result.mse) {
           result.params = restart.params;
           result.mse = restart.mse;
@@ -108,7 +115,6 @@ struct em_quantizer {
     return result;
   }
 
- public:
   std::uint32_t encode(float value, const params& grid) const noexcept {
     return detail::uniform_encode(value, grid);
   }
@@ -126,108 +132,73 @@ struct em_quantizer {
     double mse = 0.0, code_mean = 0.0, code_variance = 0.0, covariance = 0.0;
   };
 
-  // The plain loop: per-level counts and centred sums in double.
-  struct reference_pass {
-    static moments measure(std::span<const float> values, bool /*with_deviation*/,
-                           std::string_view tensor_name) {
-      require_finite(values, tensor_name);
-      return measure_moments(values);
-    }
+  /// Runs part(first, length) on every reduction_chunk piece, on up to `threads` threads,
+  /// and returns the parts in piece order.
+  // Every helper below is a template on the caller's architecture, like the front doors:
+  // their bodies (and the lambdas parallel_for instantiates) are compiled with the
+  // caller's flags, so units built with different flags must not share them.
+  template <class Arch, class Part, class Function>
+  std::vector<Part> over_chunks(std::span<const float> values, Function&& part) const {
+    std::vector<Part> parts((values.size() + simd::reduction_chunk - 1) / simd::reduction_chunk);
+    parallel_for(parts.size(), threads, [&](std::size_t c) {
+      const std::size_t first = c * simd::reduction_chunk;
+      const std::size_t length = std::min(simd::reduction_chunk, values.size() - first);
+      parts[c] = part(values.data() + first, length);
+    });
+    return parts;
+  }
 
-    static pass_result run(std::span<const float> values, const uniform_params& grid,
-                           double mean) {
-      const std::uint32_t levels = detail::level_count(grid.bits);
-      const double count = static_cast<double>(values.size());
-      std::vector<double> level_count(levels), level_sum(levels);
-      double squared_error = 0.0;
-      for (const float value : values) {
-        const std::uint32_t code = detail::uniform_encode(value, grid);
-        const double error = static_cast<double>(value) - detail::uniform_decode(code, grid);
-        squared_error += error * error;
-        level_count[code] += 1.0;
-        level_sum[code] += static_cast<double>(value) - mean;
-      }
-      pass_result result;
-      result.mse = squared_error / count;
-      for (std::uint32_t z = 0; z < levels; ++z) result.code_mean += z * level_count[z];
-      result.code_mean /= count;
-      for (std::uint32_t z = 0; z < levels; ++z) {
-        const double offset = z - result.code_mean;
-        result.code_variance += level_count[z] * offset * offset;
-        result.covariance += offset * level_sum[z];
-      }
-      return result;
-    }
-  };
-
-  // One fused SIMD pass (qgan/simd/kernels_body.inl: em_pass): E-step, squared error and
-  // the sums of z, z^2 and (w - mean) z. Centring uses the float mean; the double
-  // correction below removes what that rounding leaves.
-  struct simd_pass {
-    // One fused pass for min, max and sum (a NaN or Inf makes the sum non-finite, and the
-    // scalar check then names it); the deviation only when restarts need it.
-    static moments measure(std::span<const float> values, bool with_deviation,
-                           std::string_view tensor_name) {
-      const auto summary = simd::native_kernels::summarize(values.data(), values.size());
-      if (!std::isfinite(summary.sum)) require_finite(values, tensor_name);
-      moments stats;
-      stats.lowest = summary.lowest;
-      stats.highest = summary.highest;
-      stats.mean = summary.sum / static_cast<double>(values.size());
-      if (with_deviation) {
-        stats.deviation = std::sqrt(
-            simd::native_kernels::centred_square_sum(values.data(), values.size(), stats.mean) /
-            static_cast<double>(values.size()));
-      }
-      return stats;
-    }
-
-    static pass_result run(std::span<const float> values, const uniform_params& grid,
-                           double mean) {
-      const float float_mean = static_cast<float>(mean);
-      const simd::em_sums sums =
-          simd::native_kernels::em_pass(values.data(), values.size(), grid, float_mean);
-      const double count = static_cast<double>(values.size());
-      pass_result result;
-      result.mse = sums.squared_error / count;
-      result.code_mean = sums.code_sum / count;
-      result.code_variance = sums.code_square_sum - sums.code_sum * result.code_mean;
-      if (result.code_variance < 0.0) result.code_variance = 0.0;
-      // sum (w - float_mean) z = sum (w - mean) z + (mean - float_mean) sum z
-      result.covariance =
-          sums.centred_cross - (mean - static_cast<double>(float_mean)) * sums.code_sum;
-      return result;
-    }
-  };
-  static moments measure_moments(std::span<const float> values) {
-    moments stats;
+  // One pass over min, max and sum (a NaN or Inf makes the sum non-finite, and the
+  // scalar check then names it); the deviation only when restarts need it.
+  template <class Arch>
+  moments measure(const simd::kernel_set& kernels, std::span<const float> values, bool with_deviation,
+                  std::string_view tensor_name) const {
+    const auto parts = over_chunks<Arch, simd::value_summary>(
+        values, [&](const float* first, std::size_t length) { return kernels.reductions.summarize(first, length); });
     double sum = 0.0;
-    stats.lowest = stats.highest = values.front();
-    for (const float value : values) {
-      sum += value;
-      stats.lowest = std::min(stats.lowest, static_cast<double>(value));
-      stats.highest = std::max(stats.highest, static_cast<double>(value));
+    float lowest = parts.front().lowest, highest = parts.front().highest;
+    for (const auto& part : parts) {
+      sum += part.sum;
+      lowest = std::min(lowest, part.lowest);
+      highest = std::max(highest, part.highest);
     }
+    if (!std::isfinite(sum)) require_finite(values, tensor_name);
+    moments stats;
+    stats.lowest = detail::positive_zero(lowest);
+    stats.highest = detail::positive_zero(highest);
     stats.mean = sum / static_cast<double>(values.size());
-    double squares = 0.0;
-    for (const float value : values) squares += (value - stats.mean) * (value - stats.mean);
-    stats.deviation = std::sqrt(squares / static_cast<double>(values.size()));
+    if (with_deviation) {
+      const auto squares = over_chunks<Arch, double>(values, [&](const float* first, std::size_t length) {
+        return kernels.reductions.centred_square_sum(first, length, stats.mean);
+      });
+      double total = 0.0;
+      for (const double part : squares) total += part;
+      stats.deviation = std::sqrt(total / static_cast<double>(values.size()));
+    }
     return stats;
   }
 
-  static double grid_mse(std::span<const float> values, const uniform_params& grid) {
-    double squared_error = 0.0;
-    for (const float value : values) {
-      const double error = static_cast<double>(value) -
-                           detail::uniform_decode(detail::uniform_encode(value, grid), grid);
-      squared_error += error * error;
-    }
-    return squared_error / static_cast<double>(values.size());
+  template <class Arch>
+  pass_result pass(const simd::kernel_set& kernels, std::span<const float> values,
+                   const uniform_params& grid, double mean) const {
+    const auto parts = over_chunks<Arch, simd::em_sums>(
+        values, [&](const float* first, std::size_t length) { return kernels.em.em_pass(first, length, grid); });
+    simd::em_sums sums;
+    for (const auto& part : parts) sums += part;
+    const double count = static_cast<double>(values.size());
+    pass_result result;
+    result.mse = sums.squared_error / count;
+    result.code_mean = sums.code_sum / count;
+    result.code_variance = sums.code_square_sum - sums.code_sum * result.code_mean;
+    if (result.code_variance < 0.0) result.code_variance = 0.0;
+    result.covariance = sums.cross - mean * sums.code_sum;  // sum (w - mean) z
+    return result;
   }
 
-  static void keep_better(em_fit_result& result, std::span<const float> values,
-                          const uniform_params& candidate) {
-    const double candidate_mse = grid_mse(values, candidate);
+  template <class Arch>
+  void keep_better(const simd::kernel_set& kernels, em_fit_result& result,
+                   std::span<const float> values, const uniform_params& candidate) const {
+    const double candidate_mse = pass<Arch>(kernels, values, candidate, 0.0).mse;
     if (candidate_mse < result.mse) {
       result.params = candidate;
       result.mse = candidate_mse;
@@ -236,24 +207,24 @@ struct em_quantizer {
 
   // One EM run from `grid`: each pass is an E-step that also measures the current grid's
   // MSE and the sums the least-squares M-step needs.
-  template <class Pass>
-  em_fit_result run(std::span<const float> values, uniform_params grid, double mean,
-                    bool record_trace) const {
+  template <class Arch>
+  em_fit_result run(const simd::kernel_set& kernels, std::span<const float> values,
+                    uniform_params grid, double mean, bool record_trace) const {
     em_fit_result best{.params = grid, .mse = std::numeric_limits<double>::infinity()};
     for (int step = 0;; ++step) {
-      const pass_result pass = Pass::run(values, grid, mean);
-      if (record_trace) best.mse_trace.push_back(pass.mse);
-      if (!(pass.mse < best.mse)) break;  // fixed point reached, or rounding made it worse
+      const pass_result step_result = pass<Arch>(kernels, values, grid, mean);
+      if (record_trace) best.mse_trace.push_back(step_result.mse);
+      if (!(step_result.mse < best.mse)) break;  // fixed point reached, or rounding made it worse
       const double previous = best.mse;
       best.params = grid;
-      best.mse = pass.mse;
-      if (step == max_iters || previous - pass.mse < tol * previous) break;
+      best.mse = step_result.mse;
+      if (step == max_iters || previous - step_result.mse < tol * previous) break;
 
       // M-step: alpha = cov(w, z) / var(z), beta = mean(w) - alpha * mean(z). With every
       // weight on one level any alpha fits: keep it and centre that level.
       double alpha = grid.alpha;
-      if (pass.code_variance > 0.0) alpha = pass.covariance / pass.code_variance;
-      const double beta = mean - alpha * pass.code_mean;
+      if (step_result.code_variance > 0.0) alpha = step_result.covariance / step_result.code_variance;
+      const double beta = mean - alpha * step_result.code_mean;
       if (!(alpha > 0.0) || !std::isfinite(alpha) || !std::isfinite(beta)) break;
       grid.alpha = static_cast<float>(alpha);
       grid.beta = static_cast<float>(beta);

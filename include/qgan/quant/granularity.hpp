@@ -3,6 +3,8 @@
 // ConvTranspose2d (in, out/groups, kh, kw) keeps its output channels on axis 1.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -36,6 +38,8 @@ struct channel_layout {
   std::size_t channel_size() const noexcept { return outer * inner; }
 };
 
+QGAN_BEGIN_FUNCTIONS
+
 inline channel_layout make_channel_layout(const shape_t& shape, const granularity& grain,
                                           std::string_view tensor_name = {}) {
   const std::size_t total = element_count(shape, tensor_name);
@@ -54,5 +58,7 @@ inline channel_layout make_channel_layout(const shape_t& shape, const granularit
   layout.inner = element_count(shape_t(shape.begin() + axis + 1, shape.end()));
   return layout;
 }
+
+QGAN_END_FUNCTIONS
 
 }  // namespace qgan

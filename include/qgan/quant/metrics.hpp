@@ -3,6 +3,8 @@
 // states empty) is read off `states_used` and `code_entropy_bits`.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +18,7 @@
 namespace qgan {
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 inline void require_same_size(std::size_t reference, std::size_t reconstructed,
                               const char* metric) {
   if (reference != reconstructed) {
@@ -23,7 +26,9 @@ inline void require_same_size(std::size_t reference, std::size_t reconstructed,
                 reconstructed);
   }
 }
+QGAN_END_FUNCTIONS
 }  // namespace detail
+QGAN_BEGIN_FUNCTIONS
 
 /// Mean squared error, accumulated in double in index order; 0 for empty input.
 inline double mse(std::span<const float> reference, std::span<const float> reconstructed) {
@@ -86,4 +91,5 @@ inline double code_entropy_bits(std::span<const std::uint8_t> codes, int bits) {
   return entropy;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -10,7 +10,9 @@
 
 #include "qgan/core/error.hpp"
 #include "qgan/core/finite.hpp"
+#include "qgan/quant/reductions_ref.hpp"
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace qgan {
 
@@ -32,26 +34,29 @@ inline uniform_params minmax_grid(double lo, double hi, int bits, std::string_vi
 
 }  // namespace detail
 
-/// Smallest and largest of count >= 1 finite values: the reference for the SIMD kernel.
-template <class Tag = void>
-inline void minmax_ref(const float* values, std::size_t count, float& lowest,
-                       float& highest) noexcept {
-  for (std::size_t i = 0; i < count; ++i) {
-    lowest = values[i] < lowest ? values[i] : lowest;
-    highest = values[i] > highest ? values[i] : highest;
-  }
-}
-
 struct minmax_quantizer {
   using params = uniform_params;
   static constexpr std::string_view name = "minmax";
 
+  /// One pass of the selected kernel set's summarize: its sum is finite exactly when
+  /// every value is, and min/max do not depend on the order they are taken in.
+  template <class Arch = xsimd::default_arch>
   params fit(std::span<const float> values, int bits, std::string_view tensor_name = {}) const {
     detail::require_bits(bits, name);
-    require_finite(values, tensor_name);
     if (values.empty()) return params{.alpha = 0.0f, .beta = 0.0f, .bits = bits};
-    const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-    return detail::minmax_grid(*lo, *hi, bits, tensor_name);
+    const simd::kernel_set& kernels = simd::active_kernels<Arch>();
+    float lowest = values[0], highest = values[0];
+    bool finite = true;
+    for (std::size_t first = 0; first < values.size(); first += simd::reduction_chunk) {
+      const std::size_t length = std::min(simd::reduction_chunk, values.size() - first);
+      const simd::value_summary part = kernels.reductions.summarize(values.data() + first, length);
+      finite = finite && std::isfinite(part.sum);
+      lowest = std::min(lowest, part.lowest);
+      highest = std::max(highest, part.highest);
+    }
+    if (!finite) require_finite(values, tensor_name);
+    return detail::minmax_grid(detail::positive_zero(lowest), detail::positive_zero(highest), bits,
+                               tensor_name);
   }
   std::uint32_t encode(float value, const params& grid) const noexcept {
     return detail::uniform_encode(value, grid);

@@ -3,6 +3,8 @@
 // straight-through estimator's gradient mask. Packed storage builds on `quantized_codes`.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +16,10 @@
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
 #include "qgan/quant/concepts.hpp"
+#include "qgan/core/parallel.hpp"
 #include "qgan/quant/granularity.hpp"
+#include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace qgan {
 
@@ -22,6 +27,8 @@ struct quantize_options {
   int bits = 4;
   granularity grain = per_tensor{};
   std::string_view name = {};  ///< tensor name, quoted in every error message
+  int threads = 1;  ///< threads splitting the channels (or one tensor's EM passes); never
+                    ///< changes the result
 };
 
 /// Codes (one byte each, unpacked) and the params of each channel.
@@ -35,6 +42,7 @@ struct quantized_codes {
 };
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
 inline void require_size(std::span<const float> values, const shape_t& shape,
                          std::string_view tensor_name) {
@@ -60,29 +68,69 @@ inline std::string channel_name(std::string_view tensor_name, std::size_t channe
   return std::string(tensor_name) + "[channel " + std::to_string(channel) + "]";
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
 
-template <quantizer Q>
+namespace detail {
+QGAN_BEGIN_FUNCTIONS
+
+// A policy whose fit is a template on the instruction set (EM, minmax) gets the caller's.
+template <class Arch, quantizer Q>
+typename Q::params fit_for(const Q& policy, std::span<const float> values, int bits,
+                           std::string_view name) {
+  if constexpr (requires { policy.template fit<Arch>(values, bits, name); }) {
+    return policy.template fit<Arch>(values, bits, name);
+  } else {
+    return policy.fit(values, bits, name);
+  }
+}
+
+QGAN_END_FUNCTIONS
+}  // namespace detail
+QGAN_BEGIN_FUNCTIONS
+
+/// Fits the policy per channel and encodes every element. Channels are split across
+/// options.threads threads (a single channel's EM passes are, when the policy has threads
+/// of its own); each channel's result is the same whichever thread ran it.
+template <quantizer Q, class Arch = xsimd::default_arch>
 quantized_codes<Q> quantize_codes(const Q& policy, std::span<const float> values,
                                   const shape_t& shape, const quantize_options& options) {
   detail::require_size(values, shape, options.name);
   const channel_layout layout = make_channel_layout(shape, options.grain, options.name);
   quantized_codes<Q> result{shape, options.bits, options.grain, {}, {}};
   result.codes.resize(values.size());
-  result.params.reserve(layout.channels);
-  std::vector<float> channel_values;
-  channel_values.reserve(layout.channel_size());
-  for (std::size_t channel = 0; channel < layout.channels; ++channel) {
-    channel_values.clear();
-    detail::for_each_in_channel(layout, channel,
-                                [&](std::size_t at) { channel_values.push_back(values[at]); });
-    const std::string name = detail::channel_name(options.name, channel, layout);
-    result.params.push_back(policy.fit(channel_values, options.bits, name));
-    const auto& fitted = result.params.back();
-    detail::for_each_in_channel(layout, channel, [&](std::size_t at) {
-      result.codes[at] = static_cast<std::uint8_t>(policy.encode(values[at], fitted));
-    });
+  result.params.resize(layout.channels);
+  Q channel_policy = policy;
+  if constexpr (requires { channel_policy.threads; }) {
+    if (layout.channels == 1) channel_policy.threads = std::max(policy.threads, options.threads);
   }
+  const int channel_threads = layout.channels == 1 ? 1 : options.threads;
+  const simd::kernel_set& kernels = simd::active_kernels<Arch>();
+  parallel_for(layout.channels, channel_threads, [&](std::size_t channel) {
+    // A channel is contiguous when nothing lies outside it (per tensor, or axis 0).
+    std::vector<float> gathered;
+    std::span<const float> channel_values;
+    if (layout.outer == 1) {
+      channel_values = values.subspan(layout.index(0, channel, 0), layout.inner);
+    } else {
+      gathered.reserve(layout.channel_size());
+      detail::for_each_in_channel(layout, channel, [&](std::size_t at) { gathered.push_back(values[at]); });
+      channel_values = gathered;
+    }
+    const std::string name = detail::channel_name(options.name, channel, layout);
+    const auto fitted = detail::fit_for<Arch>(channel_policy, channel_values, options.bits, name);
+    result.params[channel] = fitted;
+    for (std::size_t outer = 0; outer < layout.outer; ++outer) {
+      const std::size_t first = layout.index(outer, channel, 0);
+      if constexpr (std::is_same_v<typename Q::params, uniform_params>) {
+        kernels.codec.encode_uniform(values.data() + first, layout.inner, fitted, result.codes.data() + first);
+      } else {
+        for (std::size_t i = 0; i < layout.inner; ++i) {
+          result.codes[first + i] = static_cast<std::uint8_t>(policy.encode(values[first + i], fitted));
+        }
+      }
+    }
+  });
   return result;
 }
 
@@ -167,4 +215,5 @@ inline std::vector<float> ste_backward(std::span<const float> upstream_gradient,
   return gradient;
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan

@@ -16,6 +16,7 @@
 namespace qgan::detail {
 
 // Levels of the best split as a 1-bit uniform grid (beta = lower mean, alpha = gap).
+template <class Tag = void>
 inline uniform_params optimal_two_means(std::span<const float> values,
                                         std::string_view tensor_name = {}) {
   std::vector<double> sorted(values.begin(), values.end());

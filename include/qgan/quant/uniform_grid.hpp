@@ -3,6 +3,8 @@
 // multiply-add so every instruction set that later decodes in SIMD can match it bit for bit.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -20,6 +22,7 @@ struct uniform_params {
 };
 
 namespace detail {
+QGAN_BEGIN_FUNCTIONS
 
 // z = clamp(round_half_even((w - beta) / alpha), 0, 2^k - 1). Round-half-even because it
 // is what the SIMD round instructions do; on a uniform grid any tie rule picks a nearest
@@ -40,10 +43,12 @@ inline float uniform_decode(std::uint32_t code, const uniform_params& grid) noex
   return std::fma(grid.alpha, static_cast<float>(code), grid.beta);
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace detail
 }  // namespace qgan
 
 namespace qgan::detail {
+QGAN_BEGIN_FUNCTIONS
 
 // Whole-array forms of the grid's encode and decode: the scalar references the SIMD
 // kernels are tested against. `Tag` as in qgan/pack/canonical.hpp.
@@ -61,4 +66,5 @@ inline void decode_uniform_ref(const std::uint8_t* codes, std::size_t count,
   for (std::size_t i = 0; i < count; ++i) values[i] = uniform_decode<Tag>(codes[i], grid);
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan::detail

@@ -1,15 +1,17 @@
-// Everything qgan/simd/kernels_body.inl uses, included before the body so that its
-// inclusion inside a namespace pulls in no header there.
+// Everything the kernel bodies (reductions_body.inl, em_pass_body.inl, codec_body.inl)
+// use, included before them so that their inclusion inside a namespace pulls in no header
+// there.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <immintrin.h>
 #include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "qgan/pack/canonical.hpp"
-#include "qgan/quant/minmax.hpp"
+#include "qgan/quant/reductions_ref.hpp"
 #include "qgan/quant/uniform_grid.hpp"
-#include "qgan/simd/em_sums.hpp"
+#include "qgan/simd/em_pass_avx512.hpp"
+#include "qgan/simd/isa.hpp"
+#include "qgan/simd/tables.hpp"

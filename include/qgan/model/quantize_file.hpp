@@ -1,0 +1,277 @@
+// Whole-model quantization: a safetensors state dict in, a .qgan model out, under
+// qgan::model::quantize_rules. quantize_file streams: it plans every tensor and checks
+// every rule before writing a byte, then reads one tensor at a time with pread into one
+// buffer (the mapping's pages are never touched, so they never count as resident),
+// quantizes it and hands it to io::qgan_stream_writer, so peak memory stays near the
+// largest tensor (its floats, one byte per code, the packed codes). Threads split the work
+// inside a tensor (channels, or EM's fixed reduction chunks), so the file is byte-identical
+// for any thread count and any kernel set. quantize_model does the same in memory.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "qgan/core/error.hpp"
+#include "qgan/io/qgan_model.hpp"
+#include "qgan/io/qgan_writer.hpp"
+#include "qgan/io/safetensors.hpp"
+#include "qgan/model/rules.hpp"
+#include "qgan/pack/quantize.hpp"
+#include "qgan/quant/policy_registry.hpp"
+#include "qgan/version.hpp"
+
+namespace qgan::model {
+
+/// Reported after each tensor: how many are done of how many, and the last one's name.
+struct progress_event {
+  std::size_t done = 0;
+  std::size_t total = 0;
+  std::string_view tensor{};
+  bool quantized = false;      ///< whether that tensor was quantized
+  double signal_energy = 0.0;  ///< quantized: sum of w^2 over its weights
+  double error_energy = 0.0;   ///< quantized: sum of (w - decoded w)^2
+};
+using progress_callback = std::function<void(const progress_event&)>;
+
+QGAN_BEGIN_FUNCTIONS
+
+/// The .qgan metadata of a quantized model: the rules (qgan.*) and the source's own
+/// metadata under source.* (it describes the fp32 model, its FID for one).
+inline io::qgan_metadata quantize_metadata(const quantize_rules& rules,
+                                           const io::safetensors_metadata& source_metadata,
+                                           const std::string& source_name) {
+  io::qgan_metadata metadata;
+  for (const auto& [key, value] : source_metadata) metadata["source." + key] = value;
+  metadata["qgan.tool"] = "qgan quantize " QGAN_VERSION_STRING;
+  metadata["qgan.source"] = source_name;
+  metadata["qgan.method"] = rules.method;
+  metadata["qgan.bits"] = std::to_string(rules.bits);
+  metadata["qgan.granularity"] = rules.per_channel ? "per-channel" : "per-tensor";
+  if (!rules.arch.empty()) metadata["qgan.arch"] = rules.arch;
+  if (!rules.axes.empty()) metadata["qgan.axis"] = join_rules(rules.axes);
+  if (!rules.bits_for.empty()) metadata["qgan.bits_for"] = join_rules(rules.bits_for);
+  if (!rules.keep.empty()) {
+    std::string keep;
+    for (const auto& pattern : rules.keep) keep += (keep.empty() ? "" : " ") + pattern;
+    metadata["qgan.keep"] = keep;
+  }
+  return metadata;
+}
+
+/// Every tensor's plan and its .qgan declaration, in the source's order; throws (naming
+/// the file and the tensor) for a rule that cannot apply, before anything is written.
+struct model_plan {
+  std::vector<tensor_plan> tensors;
+  std::vector<io::qgan_declaration> declarations;
+};
+
+inline model_plan plan_model(const io::safetensors_file& file, const quantize_rules& rules) {
+  validate(rules);
+  const policy_id policy = find_method(rules.method)->policy();
+  const int min_policy_bits = find_policy(policy)->min_bits;
+  rule_usage used;
+  model_plan plan;
+  for (const auto& tensor : file.tensors()) {
+    tensor_plan entry = plan_tensor(rules, file.source(), tensor.name, tensor.type, tensor.shape, used);
+    io::qgan_declaration declaration;
+    declaration.name = tensor.name;
+    declaration.shape = tensor.shape;
+    switch (entry.what) {
+      case tensor_plan::action::quantize:
+        if (entry.bits < min_policy_bits) {
+          detail::throw_error(file.source(), ": tensor '", tensor.name, "': ", rules.method, " needs at least ",
+                              min_policy_bits, " bits, not ", entry.bits);
+        }
+        declaration.kind = io::entry_kind::packed;
+        declaration.bits = entry.bits;
+        declaration.policy = policy;
+        declaration.grain = entry.grain;
+        break;
+      case tensor_plan::action::keep_float: declaration.kind = io::entry_kind::float32; break;
+      case tensor_plan::action::pass_raw:
+        declaration.kind = io::entry_kind::raw;
+        declaration.type = tensor.type;
+        break;
+    }
+    plan.tensors.push_back(entry);
+    plan.declarations.push_back(std::move(declaration));
+  }
+  require_all_rules_used(rules, used);
+  return plan;
+}
+
+/// Quantizes one tensor's floats under its plan, with the caller's instruction set.
+template <class Arch = xsimd::default_arch>
+packed_tensor quantize_tensor(const quantize_rules& rules, const tensor_plan& plan, const std::string& source,
+                              const std::string& name, std::span<const float> values, const shape_t& shape) {
+  const quantize_options options{.bits = plan.bits, .grain = plan.grain, .name = name, .threads = rules.threads};
+  try {
+    return with_method(rules.method, [&](const auto& policy) {
+      return quantize<std::decay_t<decltype(policy)>, Arch>(policy, values, shape, options);
+    });
+  } catch (const qgan::error& e) {
+    detail::throw_error(source, ": ", e.what());
+  }
+}
+
+/// Adds a quantized tensor's signal and error energies (in element order, in double),
+/// decoding 4096 codes at a time so that no decoded copy of the tensor exists.
+template <class Arch = xsimd::default_arch>
+void add_weight_error(const packed_tensor& packed, std::span<const float> values, progress_event& event) {
+  const simd::codec_table& codec = simd::active_kernels<Arch>().codec;
+  const channel_layout layout = make_channel_layout(packed.shape, packed.grain);
+  const std::size_t stride = params_per_channel(packed.policy, packed.bits);
+  const bool uniform = find_policy(packed.policy)->uniform_grid();
+  constexpr std::size_t chunk = 4096;
+  float decoded[chunk];
+  std::uint8_t codes[chunk];
+  event.quantized = true;
+  for (std::size_t channel = 0; channel < layout.channels; ++channel) {
+    const float* channel_params = packed.params.data() + channel * stride;
+    const uniform_params grid{channel_params[0], channel_params[1], packed.bits};
+    const std::vector<float> levels =
+        uniform ? std::vector<float>{} : detail::channel_levels(packed.policy, packed.bits, channel_params);
+    for (std::size_t outer = 0; outer < layout.outer; ++outer) {
+      const std::size_t first = layout.index(outer, channel, 0);
+      for (std::size_t done = 0; done < layout.inner; done += chunk) {
+        const std::size_t length = std::min(chunk, layout.inner - done);
+        if (uniform) {
+          codec.dequantize_uniform(packed.codes.data(), first + done, length, packed.bits, grid, decoded);
+        } else {
+          codec.unpack(packed.codes.data(), first + done, length, packed.bits, codes);
+          for (std::size_t i = 0; i < length; ++i) decoded[i] = levels[codes[i]];
+        }
+        for (std::size_t i = 0; i < length; ++i) {
+          const double w = values[first + done + i], e = w - static_cast<double>(decoded[i]);
+          event.signal_energy += w * w;
+          event.error_energy += e * e;
+        }
+      }
+    }
+  }
+}
+
+/// The whole model in memory (what write_qgan would store); for small models and tests.
+template <class Arch = xsimd::default_arch>
+io::qgan_model quantize_model(const io::safetensors_file& file, const quantize_rules& rules,
+                              const std::string& source_name, const progress_callback& progress = {}) {
+  const model_plan plan = plan_model(file, rules);
+  io::qgan_model model;
+  const auto tensors = file.tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto& tensor = tensors[i];
+    progress_event event{i + 1, tensors.size(), tensor.name};
+    switch (plan.tensors[i].what) {
+      case tensor_plan::action::quantize: {
+        const std::vector<float> values = file.read_float(tensor);
+        packed_tensor packed = quantize_tensor<Arch>(rules, plan.tensors[i], file.source(), tensor.name, values, tensor.shape);
+        if (progress) add_weight_error<Arch>(packed, values, event);
+        model.tensors.push_back({tensor.name, std::move(packed)});
+        break;
+      }
+      case tensor_plan::action::keep_float:
+        model.tensors.push_back({tensor.name, io::float_tensor{tensor.shape, file.read_float(tensor)}});
+        break;
+      case tensor_plan::action::pass_raw:
+        model.tensors.push_back({tensor.name, io::raw_tensor{tensor.type, tensor.shape,
+                                                             std::vector<std::byte>(tensor.bytes.begin(), tensor.bytes.end())}});
+        break;
+    }
+    if (progress) progress(event);
+  }
+  model.metadata = quantize_metadata(rules, file.metadata(), source_name);
+  return model;
+}
+
+namespace file_io {
+
+/// pread of exactly bytes.size() bytes at offset; errors name the file.
+inline void read_exactly(int fd, const std::filesystem::path& path, std::uint64_t offset, std::span<std::byte> bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t got = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      qgan::detail::throw_error(path.string(), ": cannot read ", bytes.size(), " bytes at offset ", offset, ": ",
+                  got < 0 ? std::generic_category().message(errno) : std::string("the file ended"));
+    }
+    done += static_cast<std::size_t>(got);
+  }
+}
+
+struct fd_owner {
+  int fd = -1;
+  ~fd_owner() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace file_io
+
+/// Streams `input` (safetensors) to `output` (.qgan): see the header comment. Refuses an
+/// output that is the input (by any path). source_name goes into the metadata (the
+/// input's file name when empty).
+template <class Arch = xsimd::default_arch>
+void quantize_file(const std::filesystem::path& input, const std::filesystem::path& output,
+                   const quantize_rules& rules, const progress_callback& progress = {},
+                   std::string source_name = {}) {
+  std::error_code same_error;
+  if (std::filesystem::exists(output, same_error) && std::filesystem::equivalent(input, output, same_error)) {
+    detail::throw_error(output.string(), ": the output is the input file; refusing to overwrite it");
+  }
+  const io::safetensors_file file = io::safetensors_file::open(input);
+  const model_plan plan = plan_model(file, rules);
+  if (source_name.empty()) source_name = input.filename().string();
+  file_io::fd_owner in{::open(input.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (in.fd < 0) detail::throw_error(input.string(), ": cannot open: ", std::generic_category().message(errno));
+  io::qgan_stream_writer writer(output, plan.declarations, quantize_metadata(rules, file.metadata(), source_name));
+  std::vector<float> floats;   // one buffer for every tensor: peak memory = the largest
+  std::vector<std::byte> raw;
+  const auto tensors = file.tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto& tensor = tensors[i];
+    const std::uint64_t offset = file.file_offset(tensor);
+    const bool quantized = plan.tensors[i].what == tensor_plan::action::quantize;
+    progress_event event{i + 1, tensors.size(), tensor.name};
+    const auto write_quantized = [&](std::span<const float> values) {
+      const packed_tensor packed = quantize_tensor<Arch>(rules, plan.tensors[i], file.source(), tensor.name, values, tensor.shape);
+      if (progress) add_weight_error<Arch>(packed, values, event);
+      writer.write(i, packed);
+    };
+    if (tensor.type == io::dtype::f32 && plan.tensors[i].what != tensor_plan::action::pass_raw) {
+      floats.resize(tensor.bytes.size() / sizeof(float));
+      file_io::read_exactly(in.fd, input, offset, std::as_writable_bytes(std::span(floats)));
+      if (quantized) {
+        write_quantized(floats);
+      } else {
+        writer.write(i, std::span<const float>(floats));
+      }
+    } else {
+      raw.resize(tensor.bytes.size());
+      file_io::read_exactly(in.fd, input, offset, raw);
+      if (quantized) {
+        const io::safetensors_tensor view{tensor.name, tensor.type, tensor.shape, raw};
+        write_quantized(file.read_float(view));
+      } else {
+        writer.write(i, std::span<const std::byte>(raw));
+      }
+    }
+    if (progress) progress(event);
+  }
+  writer.commit();
+}
+
+QGAN_END_FUNCTIONS
+
+}  // namespace qgan::model

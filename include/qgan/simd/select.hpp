@@ -1,0 +1,31 @@
+// The kernel set every public entry point calls through, chosen in one of two ways:
+// - run-time dispatch: a program built with qgan_add_dispatched_kernels(target) contains
+//   one unit per instruction set and a dispatcher that defines
+//   qgan_dispatched_kernel_set(); the set is chosen once, from CPUID and the OS, or forced
+//   by the environment variable QGAN_KERNELS (qgan/simd/dispatch.hpp);
+// - static: otherwise that weak symbol stays null and the set is the one compiled for
+//   the caller's own flags (qgan/simd/kernels.hpp).
+// active_kernels is a template on the caller's architecture, so translation units built
+// with different -m flags never share a body; every set gives the same results (see
+// qgan/simd/kernel_types.hpp), so a program may mix both modes freely.
+#pragma once
+
+#include "qgan/simd/kernels.hpp"
+#include "qgan/simd/tables.hpp"
+
+/// Defined by the dispatcher unit qgan_add_dispatched_kernels() generates; null without it.
+/// May throw qgan::error when QGAN_KERNELS names a set this binary or CPU lacks.
+extern "C" const qgan::simd::kernel_set* qgan_dispatched_kernel_set() __attribute__((weak));
+
+namespace qgan::simd {
+
+/// Whether this program was built with run-time dispatch.
+inline bool kernels_dispatched() noexcept { return &qgan_dispatched_kernel_set != nullptr; }
+
+template <class Arch = xsimd::default_arch>
+inline const kernel_set& active_kernels() {
+  if (kernels_dispatched()) return *qgan_dispatched_kernel_set();
+  return static_kernel_set<Arch>();
+}
+
+}  // namespace qgan::simd

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Same results on every CPU: `qgan quantize` of the shipped generator with every method
+# must write byte-identical .qgan files whichever kernel set runs and whatever the thread
+# count: natively (widest set), forced to each set the CPU runs (QGAN_KERNELS), on 1 and
+# 2 threads, under `qemu-x86_64 -cpu Nehalem` (SSE4.2, no AVX) and, when the cross-built
+# tool exists (scripts/ci-aarch64.sh), on aarch64 under qemu-aarch64 (NEON). Prints one
+# digest per method and run; exits non-zero on the first difference.
+#   scripts/ci-same-bytes.sh [QGAN] [AARCH64_QGAN]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+qgan=${1:-build/examples/cli/qgan}
+arm_qgan=${2:-build-aarch64/examples/cli/qgan}
+input=examples/dcgan/weights/generator.safetensors
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sets=$("$qgan" --version | sed -n 's/.*this CPU runs: \([^;]*\);.*/\1/p')
+echo "kernel sets on this CPU: $sets"
+runners=("native::")
+for set in $sets; do runners+=("QGAN_KERNELS=$set::"); done
+runners+=("nehalem:qemu-x86_64 -cpu Nehalem:")
+if [ -x "$arm_qgan" ]; then
+  runners+=("aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu:$arm_qgan")
+  runners+=("aarch64 cortex-a53:qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu:$arm_qgan")
+else
+  echo "no aarch64 build at $arm_qgan: aarch64 skipped"
+fi
+status=0
+for config in "em 2 --per-channel" "em+ 2 --per-channel" "minmax 3 --per-channel" "lloyd 2 --per-channel" \
+              "em 4" "em+ 1" "log 3 --per-channel" "tanh 2 --per-channel"; do
+  read -r method bits grain <<< "$config"
+  reference=""
+  for runner in "${runners[@]}"; do
+    IFS=: read -r label emulator binary <<< "$runner"
+    binary=${binary:-$qgan}
+    env_set=()
+    [[ $label == QGAN_KERNELS=* ]] && env_set=("$label")
+    # Thread counts are compared natively; emulated runs (10-50x slower) take one.
+    thread_counts=(1 2)
+    [ -n "$emulator" ] && thread_counts=(2)
+    for threads in "${thread_counts[@]}"; do
+      out="$work/out.qgan"
+      # shellcheck disable=SC2086
+      env "${env_set[@]}" $emulator "$binary" quantize "$input" -o "$out" --method "$method" --bits "$bits" \
+        ${grain:-} --arch dcgan --threads "$threads" >/dev/null
+      digest=$(sha256sum "$out" | cut -c1-16)
+      printf "%-7s %d bits %-13s %-26s threads %d: %s\n" "$method" "$bits" "${grain:---per-tensor}" "$label" "$threads" "$digest"
+      if [ -z "$reference" ]; then reference=$digest
+      elif [ "$digest" != "$reference" ]; then echo "DIFFERS from $reference"; status=1; fi
+    done
+  done
+done
+exit "$status"
