@@ -24,7 +24,7 @@ struct codec_kernels {
       const float_batch top(static_cast<float>(detail::top_code(grid.bits)));
       for (; i + lanes <= count; i += lanes) {
         const float_batch position =
-            xsimd::nearbyint((float_batch::load_unaligned(values + i) - beta) / alpha);
+            xsimd::nearbyint(isa::divide<Arch>(float_batch::load_unaligned(values + i) - beta, alpha));
         isa::store_low_bytes<Arch>(
             codes + i, xsimd::batch_cast<std::int32_t>(xsimd::min(xsimd::max(position, zero), top)));
       }

@@ -23,7 +23,7 @@ struct em_kernels {
     const float_batch shifted = x - beta;
     const float_batch scaled = shifted * inverse_alpha;
     const float_batch rounded = xsimd::nearbyint(scaled);
-    if (xsimd::any(xsimd::abs(scaled - rounded) > near_tie)) return xsimd::nearbyint(shifted / alpha);
+    if (xsimd::any(xsimd::abs(scaled - rounded) > near_tie)) return xsimd::nearbyint(isa::divide<Arch>(shifted, alpha));
     return rounded;
   }
 

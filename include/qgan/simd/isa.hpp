@@ -70,6 +70,16 @@ inline xsimd::batch<float, Arch> fused_multiply_add(const xsimd::batch<float, Ar
   return xsimd::fma(a, b, c);
 }
 
+/// a / b correctly rounded in every lane, as the references' scalar division.
+template <class Arch>
+inline xsimd::batch<float, Arch> divide(const xsimd::batch<float, Arch>& a,
+                                        const xsimd::batch<float, Arch>& b) noexcept {
+#if defined(__aarch64__)
+  if constexpr (is_neon64<Arch>) return neon::divide<Arch>(a, b);
+#endif
+  return a / b;
+}
+
 /// Whether the set writes past the cache (streaming stores); elsewhere stream_store is
 /// an ordinary store.
 template <class Arch>
