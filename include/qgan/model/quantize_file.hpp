@@ -129,29 +129,18 @@ packed_tensor quantize_tensor(const quantize_rules& rules, const tensor_plan& pl
 /// decoding 4096 codes at a time so that no decoded copy of the tensor exists.
 template <class Arch = xsimd::default_arch>
 void add_weight_error(const packed_tensor& packed, std::span<const float> values, progress_event& event) {
-  const simd::codec_table& codec = simd::active_kernels<Arch>().codec;
   const channel_layout layout = make_channel_layout(packed.shape, packed.grain);
-  const std::size_t stride = params_per_channel(packed.policy, packed.bits);
-  const bool uniform = find_policy(packed.policy)->uniform_grid();
+  detail::channel_decoder<Arch> decoder(packed);
   constexpr std::size_t chunk = 4096;
   float decoded[chunk];
-  std::uint8_t codes[chunk];
   event.quantized = true;
   for (std::size_t channel = 0; channel < layout.channels; ++channel) {
-    const float* channel_params = packed.params.data() + channel * stride;
-    const uniform_params grid{channel_params[0], channel_params[1], packed.bits};
-    const std::vector<float> levels =
-        uniform ? std::vector<float>{} : detail::channel_levels(packed.policy, packed.bits, channel_params);
+    decoder.select_channel(channel);
     for (std::size_t outer = 0; outer < layout.outer; ++outer) {
       const std::size_t first = layout.index(outer, channel, 0);
       for (std::size_t done = 0; done < layout.inner; done += chunk) {
         const std::size_t length = std::min(chunk, layout.inner - done);
-        if (uniform) {
-          codec.dequantize_uniform(packed.codes.data(), first + done, length, packed.bits, grid, decoded);
-        } else {
-          codec.unpack(packed.codes.data(), first + done, length, packed.bits, codes);
-          for (std::size_t i = 0; i < length; ++i) decoded[i] = levels[codes[i]];
-        }
+        decoder.decode(first + done, length, decoded);
         for (std::size_t i = 0; i < length; ++i) {
           const double w = values[first + done + i], e = w - static_cast<double>(decoded[i]);
           event.signal_energy += w * w;
