@@ -10,6 +10,7 @@
 
 #include <stb/stb_image.h>
 
+#include "test_matrices.hpp"
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
 #include "dcgan/metrics.hpp"
@@ -36,15 +37,7 @@ float max_abs_diff(const float* a, const float* b, Eigen::Index count) {
   return worst;
 }
 
-Eigen::MatrixXd matrix_of(const qgan::io::safetensors_file& file, const char* name) {
-  const auto& t = file.at(name);
-  const std::vector<float> values = file.read_float(t);
-  Eigen::MatrixXd m(t.shape.at(0), t.shape.at(1));
-  for (Eigen::Index i = 0; i < m.rows(); ++i) {
-    for (Eigen::Index j = 0; j < m.cols(); ++j) m(i, j) = values[static_cast<std::size_t>(i * m.cols() + j)];
-  }
-  return m;
-}
+using qgan::test::matrix_of;
 
 }  // namespace
 

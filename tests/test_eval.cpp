@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "test_matrices.hpp"
 #include "qgan/eval/eval.hpp"
 #include "qgan/io/safetensors.hpp"
 
@@ -21,15 +22,7 @@ namespace {
 namespace ev = qgan::eval;
 using Catch::Contains;
 
-Eigen::MatrixXd matrix_of(const qgan::io::safetensors_file& file, const char* name) {
-  const auto& t = file.at(name);
-  const std::vector<float> values = file.read_float(t);
-  Eigen::MatrixXd m(t.shape.at(0), t.shape.at(1));
-  for (Eigen::Index i = 0; i < m.rows(); ++i) {
-    for (Eigen::Index j = 0; j < m.cols(); ++j) m(i, j) = values[static_cast<std::size_t>(i * m.cols() + j)];
-  }
-  return m;
-}
+using qgan::test::matrix_of;
 
 /// rows x cols uniform [0, 1) values plus a per-column offset, from a fixed seed.
 Eigen::MatrixXd random_features(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
