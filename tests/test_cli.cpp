@@ -15,26 +15,15 @@
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
 #include "dcgan/quantize_model.hpp"
+#include "cli_runner.hpp"
 #include "test_files.hpp"
 
 namespace {
 
-const std::string weights_dir = QGAN_DCGAN_WEIGHTS_DIR;
-const std::string generator_path = weights_dir + "/generator.safetensors";
-
-struct cli_result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-cli_result run_cli(std::initializer_list<std::string> words) {
-  std::ostringstream out, err;
-  const std::vector<std::string> args(words);
-  const qgan_cli::context ctx{out, err};
-  const int code = qgan_cli::run(args, ctx);
-  return {code, out.str(), err.str()};
-}
+using qgan::test::generator_path;
+using qgan::test::run_cli;
+using qgan::test::weights_dir;
+using qgan::test::cli_result;
 
 std::vector<std::byte> file_bytes(const std::filesystem::path& path) { return qgan::test::read_bytes(path); }
 
@@ -109,7 +98,7 @@ TEST_CASE("qgan quantize records its options and applies --keep, --bits-for and 
   CHECK_THAT(r.out, Catch::Contains("3 of 19 tensors quantized") && Catch::Contains("weight SQNR"));
   const qgan::io::qgan_model model = qgan::io::read_qgan(path);
   CHECK(model.metadata.at("qgan.method") == "em+");
-  CHECK(model.metadata.at("qgan.bits") == "3");
+  CHECK(model.metadata.at("qgan.bits") == "1,3");  // the widths used
   CHECK(model.metadata.at("qgan.granularity") == "per-channel");
   CHECK(model.metadata.at("qgan.keep") == "deconv4.weight");
   CHECK(model.metadata.at("qgan.source") == "generator.safetensors");
@@ -175,7 +164,7 @@ TEST_CASE("Bad flags are usage errors (exit 2) that name the option", "[cli]") {
       {{"sample", g, "--arch", "dcgan", "-o", "x.png", "--z", "z.bin", "--seed", "1"}, "--z or --seed, not both"},
       {{"eval", g, "--arch", "dcgan", "--bootstrap", "1"}, "--bootstrap 1 gives no spread"},
       {{"info"}, "needs exactly one FILE"},
-      {{"quantize", g, "-o", g, "--method", "em", "--bits", "2"}, "is the input file"},
+      {{"quantize", g, "-o", g, "--method", "em", "--bits", "2"}, "is the same file as IN"},
   };
   for (const bad& b : cases) {
     INFO(b.says);

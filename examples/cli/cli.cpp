@@ -68,6 +68,15 @@ std::filesystem::path find_weights_dir(const parsed_args& parsed, const context&
                     "or set QGAN_DCGAN_WEIGHTS");
 }
 
+void require_distinct_files(const parsed_args& parsed, std::span<const qgan::io::file_role> inputs,
+                            std::span<const qgan::io::file_role> outputs) {
+  try {
+    qgan::io::require_distinct_files(inputs, outputs);
+  } catch (const qgan::error& e) {
+    throw usage_error("qgan " + parsed.command + ": " + e.what());
+  }
+}
+
 void require_dcgan_arch(const parsed_args& parsed) {
   const std::string arch = parsed.required("--arch");
   if (arch != "dcgan") {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "args.hpp"
+#include "qgan/io/file_checks.hpp"
 
 namespace qgan_cli {
 
@@ -37,6 +38,10 @@ std::optional<parsed_args> parse_command(const std::string& command, std::span<c
 /// The DCGAN reference weights: --weights-dir, else $QGAN_DCGAN_WEIGHTS, else the
 /// installed share/qgan/dcgan beside the executable, else the source tree's copy.
 std::filesystem::path find_weights_dir(const parsed_args& parsed, const context& ctx);
+
+/// Refuses, as a usage error, an output that is one of the inputs or another output.
+void require_distinct_files(const parsed_args& parsed, std::span<const qgan::io::file_role> inputs,
+                            std::span<const qgan::io::file_role> outputs);
 
 /// Checks --arch: the only architecture the sample and eval commands know is dcgan.
 void require_dcgan_arch(const parsed_args& parsed);

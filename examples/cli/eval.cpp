@@ -55,6 +55,12 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   const std::filesystem::path weights_dir = find_weights_dir(parsed, ctx);
   const dcgan::reference_assets assets = dcgan::reference_assets::load(weights_dir);
   const dcgan::generator reference_G(assets.fp32_generator);
+  if (G.nz() != reference_G.nz()) {
+    // PSNR compares the two generators on the same latent vectors.
+    throw qgan::error(parsed.positionals[0] + ": the generator takes nz = " + std::to_string(G.nz()) +
+                      " latent values, the fp32 reference generator in " + weights_dir.string() + " takes " +
+                      std::to_string(reference_G.nz()) + "; eval compares the two on the same z");
+  }
   const std::vector<float> z = dcgan::normal_latents(samples * static_cast<std::size_t>(G.nz()), seed);
   dcgan::tensor4 images, reference_images;
   {

@@ -2,10 +2,12 @@
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
+#include <string_view>
 #include <variant>
 
 #include "cli.hpp"
 #include "dcgan/weights.hpp"
+#include "qgan/io/file_checks.hpp"
 #include "qgan/io/qgan_file.hpp"
 #include "qgan/io/safetensors.hpp"
 #include "qgan/qgan.hpp"
@@ -21,6 +23,26 @@ constexpr const char* help =
     "policy, granularity, bytes; then the totals, the compression against fp32 storage of\n"
     "the same tensors, and the file's metadata.\n";
 
+// Names and metadata come from the file: a control character (ESC[2J clears the screen)
+// must reach the terminal as text. C0, DEL and the UTF-8 encodings of C1 are escaped.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    const bool c1 = byte == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (byte < 0x20 || byte == 0x7F || c1) {
+      const unsigned code = c1 ? static_cast<unsigned char>(text[++i]) : byte;
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", code);
+      out += escaped;
+    } else {
+      out += static_cast<char>(byte);
+    }
+  }
+  return out;
+}
+
 std::string human(std::uint64_t bytes) {
   std::ostringstream text;
   text << bytes << " B";
@@ -30,7 +52,7 @@ std::string human(std::uint64_t bytes) {
 
 void print_row(std::ostream& out, const std::string& name, const std::string& shape, const std::string& type,
                const std::string& detail, const std::string& bytes) {
-  out << std::left << std::setw(28) << name << ' ' << std::setw(16) << shape << ' ' << std::setw(10) << type << ' '
+  out << std::left << std::setw(28) << printable(name) << ' ' << std::setw(16) << shape << ' ' << std::setw(10) << type << ' '
       << std::setw(26) << detail << ' ' << std::right << std::setw(10) << bytes << '\n';
 }
 
@@ -39,8 +61,9 @@ void print_metadata(std::ostream& out, const Map& metadata) {
   if (metadata.empty()) return;
   out << "metadata:\n";
   for (const auto& [key, value] : metadata) {
-    std::string shown = value.size() > 120 ? value.substr(0, 117) + "..." : value;
-    out << "  " << key << ": " << shown << '\n';
+    std::string shown = printable(value);
+    if (shown.size() > 120) shown = shown.substr(0, 117) + "...";
+    out << "  " << printable(key) << ": " << shown << '\n';
   }
 }
 
@@ -51,9 +74,9 @@ int command_info(std::span<const std::string> args, const context& ctx) {
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   const std::filesystem::path path = parsed.positionals[0];
-  if (!std::filesystem::exists(path)) throw qgan::error(path.string() + ": no such file");
-  const std::uint64_t file_bytes = std::filesystem::file_size(path);
-  std::ostream& out = ctx.out;
+  const std::uint64_t file_bytes = qgan::io::regular_file_size(path);
+  // Printed only once the whole file has been read: an error leaves stdout empty.
+  std::ostringstream out;
   std::uint64_t fp32_bytes = 0;
   print_row(out, "tensor", "shape", "type", "quantization", "bytes");
   if (dcgan::is_qgan_file(path)) {
@@ -89,6 +112,7 @@ int command_info(std::span<const std::string> args, const context& ctx) {
   }
   out << "fp32 size of the same tensors: " << human(fp32_bytes) << "; compression " << std::fixed
       << std::setprecision(2) << double(fp32_bytes) / double(file_bytes) << "x\n";
+  ctx.out << out.str();
   return 0;
 }
 

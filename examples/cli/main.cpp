@@ -8,8 +8,11 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "qgan/io/temporary_files.hpp"
 
 int main(int argc, char** argv) {
+  // Ctrl-C or a kill during a write removes the hidden temporaries instead of leaving them.
+  qgan::io::remove_temporaries_on_signals();
   const std::vector<std::string> args(argv + 1, argv + argc);
   // The real path (argv[0] may be a bare name found on PATH) locates installed weights.
   std::error_code ignored;

@@ -1,5 +1,6 @@
 // qgan quantize IN.safetensors -o OUT.qgan --method M --bits K [...]
 #include <iomanip>
+#include <set>
 #include <thread>
 
 #include "cli.hpp"
@@ -7,6 +8,7 @@
 #include "qgan/model/quantize_file.hpp"
 #include "dcgan/weights.hpp"
 #include "progress.hpp"
+#include "qgan/io/file_checks.hpp"
 
 namespace qgan_cli {
 
@@ -73,34 +75,41 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
   }
   const std::filesystem::path input = parsed.positionals[0];
   const std::filesystem::path output = parsed.required("-o");
-  if (!std::filesystem::exists(input)) throw qgan::error(input.string() + ": no such file");
+  const qgan::io::file_role input_role{"IN", input}, output_role{"-o", output};
+  require_distinct_files(parsed, {&input_role, 1}, {&output_role, 1});
+  const std::uint64_t in_bytes = qgan::io::regular_file_size(input);
   if (dcgan::is_qgan_file(input)) {
     throw qgan::error(input.string() + ": already a .qgan model; quantize the original .safetensors");
   }
-  if (std::filesystem::exists(output) && std::filesystem::equivalent(input, output)) {
-    throw usage_error("qgan quantize: -o " + output.string() + " is the input file; it would be replaced");
-  }
-  const auto in_bytes = std::filesystem::file_size(input);
   // Streamed tensor by tensor (peak memory near the largest tensor); the summary's
   // weight SQNR comes from the energies each tensor reports as it is written.
   std::size_t packed = 0, total = 0;
+  std::set<int> widths;
   dcgan::weight_error error;
+  std::uint64_t out_bytes = 0;
   {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "quantizing", 0);
-    qgan::model::quantize_file(input, output, settings, [&](const qgan::model::progress_event& event) {
+    out_bytes = qgan::model::quantize_file(input, output, settings, [&](const qgan::model::progress_event& event) {
       total = event.total;
       bar.set_total(event.total);
       bar.update(event.done);
-      packed += event.quantized ? 1 : 0;
+      if (event.quantized) {
+        ++packed;
+        widths.insert(event.bits);
+      }
       error.signal += event.signal_energy;
       error.error += event.error_energy;
     });
   }
-  const auto out_bytes = std::filesystem::file_size(output);
+  std::string bits_text;
+  for (const int bits : widths) bits_text += (bits_text.empty() ? "" : ",") + std::to_string(bits);
+  if (widths.empty()) bits_text = std::to_string(settings.bits);
+  const double ratio = double(in_bytes) / double(out_bytes);
   ctx.out << "wrote " << output.string() << ": " << packed << " of " << total << " tensors quantized ("
-          << settings.method << ", " << settings.bits << " bits, " << (settings.per_channel ? "per channel" : "per tensor")
-          << "), " << out_bytes << " bytes (" << std::fixed << std::setprecision(2)
-          << double(in_bytes) / double(out_bytes) << "x smaller than " << input.filename().string()
+          << settings.method << ", " << bits_text << (bits_text == "1" ? " bit, " : " bits, ")
+          << (settings.per_channel ? "per channel" : "per tensor") << "), " << out_bytes << " bytes (" << std::fixed
+          << std::setprecision(2) << (ratio >= 1.0 ? ratio : 1.0 / ratio)
+          << (ratio >= 1.0 ? "x smaller than " : "x larger than ") << input.filename().string()
           << "), weight SQNR " << error.sqnr_db() << " dB\n";
   return 0;
 }

@@ -1,7 +1,7 @@
 // qgan sample MODEL --arch dcgan -o grid.png [-n N] [--seed S] [--z FILE] [--raw FILE]
 #include <bit>
 #include <cstring>
-#include <fstream>
+#include <algorithm>
 
 #include "cli.hpp"
 #include "dcgan/evaluation.hpp"
@@ -10,6 +10,8 @@
 #include "qgan/core/finite.hpp"
 #include "progress.hpp"
 #include "qgan/io/atomic_write.hpp"
+#include "qgan/io/file_checks.hpp"
+#include "qgan/io/input_file.hpp"
 
 namespace qgan_cli {
 
@@ -43,30 +45,28 @@ constexpr std::size_t max_images = 100'000;
 static_assert(std::endian::native == std::endian::little, "raw float files are little-endian");
 
 std::vector<float> read_latents(const std::filesystem::path& path, std::size_t nz, std::optional<std::size_t>& n) {
-  if (!std::filesystem::exists(path)) throw qgan::error("--z " + path.string() + ": no such file");
-  const std::uintmax_t bytes = std::filesystem::file_size(path);
-  const std::uintmax_t row = nz * sizeof(float);
+  const std::string where = "--z " + path.string();
+  const std::uint64_t bytes = qgan::io::regular_file_size(path);
+  const std::uint64_t row = nz * sizeof(float);
   if (bytes == 0 || bytes % row != 0) {
-    throw qgan::error("--z " + path.string() + ": " + std::to_string(bytes) + " bytes is not a whole number of " +
-                      std::to_string(nz) + "-float latent vectors (" + std::to_string(row) + " bytes each)");
+    throw qgan::error(where + ": " + std::to_string(bytes) + " bytes is not a whole number of " + std::to_string(nz) +
+                      "-float latent vectors (" + std::to_string(row) + " bytes each; the generator's nz is " +
+                      std::to_string(nz) + ")");
   }
   if (n && *n * row != bytes) {
-    throw qgan::error("--z " + path.string() + ": holds " + std::to_string(bytes / row) + " latent vectors but -n is " +
+    throw qgan::error(where + ": holds " + std::to_string(bytes / row) + " latent vectors but -n is " +
                       std::to_string(*n));
   }
   if (bytes / row > max_images) {
-    throw qgan::error("--z " + path.string() + ": holds " + std::to_string(bytes / row) + " latent vectors, more than " +
+    throw qgan::error(where + ": holds " + std::to_string(bytes / row) + " latent vectors, more than " +
                       std::to_string(max_images) + " images at once");
   }
   n = static_cast<std::size_t>(bytes / row);
   std::vector<float> z(*n * nz);
-  std::ifstream in(path, std::ios::binary);
-  in.read(reinterpret_cast<char*>(z.data()), static_cast<std::streamsize>(bytes));
-  if (!in) throw qgan::error("--z " + path.string() + ": read failed");
+  const qgan::io::input_file in(path);
+  in.read_at(0, std::as_writable_bytes(std::span(z)));
   for (std::size_t i = 0; i < z.size(); ++i) {
-    if (!std::isfinite(z[i])) {
-      throw qgan::error("--z " + path.string() + ": value " + std::to_string(i) + " is not finite");
-    }
+    if (!std::isfinite(z[i])) throw qgan::error(where + ": value " + std::to_string(i) + " is not finite");
   }
   return z;
 }
@@ -85,10 +85,24 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   const int columns = static_cast<int>(parsed.integer("--columns", 8, 1, 4096));
   if (parsed.has("--z") && parsed.has("--seed")) throw usage_error("qgan sample: give --z or --seed, not both");
 
-  const dcgan::generator G(dcgan::load_weights(parsed.positionals[0]));
+  const std::filesystem::path model_path = parsed.positionals[0];
+  const std::optional<std::string> z_path = parsed.value("--z");
+  const std::optional<std::string> raw_path = parsed.value("--raw");
+  std::vector<qgan::io::file_role> inputs{{"MODEL", model_path}};
+  if (z_path) inputs.push_back({"--z", *z_path});
+  std::vector<qgan::io::file_role> outputs{{"-o", output}};
+  if (raw_path) outputs.push_back({"--raw", *raw_path});
+  require_distinct_files(parsed, inputs, outputs);
+  // Every target is checked, and its temporary opened, before any work: a -o that cannot
+  // be written fails now, and --raw is never written alone.
+  qgan::io::atomic_file png(output);
+  std::optional<qgan::io::atomic_file> raw;
+  if (raw_path) raw.emplace(*raw_path);
+
+  const dcgan::generator G(dcgan::load_weights(model_path));
   const auto nz = static_cast<std::size_t>(G.nz());
   std::vector<float> z;
-  if (const auto z_path = parsed.value("--z")) {
+  if (z_path) {
     z = read_latents(*z_path, nz, n);
   } else {
     if (!n) n = 64;
@@ -99,16 +113,18 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
     images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); });
   }
-  // Both files are written to temporaries first, so a failure leaves neither behind.
-  qgan::io::atomic_file png(output);
-  png.write(dcgan::encode_png(dcgan::image_grid(images, columns)));
-  std::optional<qgan::io::atomic_file> raw;
-  if (const auto raw_path = parsed.value("--raw")) {
-    raw.emplace(*raw_path);
-    raw->write(std::as_bytes(std::span<const float>(images.data(), static_cast<std::size_t>(images.size()))));
+  const std::span<const float> values(images.data(), static_cast<std::size_t>(images.size()));
+  // Weights near the float range's ends overflow inside the network; PyTorch gives NaN
+  // there, and a picture of clamped NaNs would pass for a generator's output.
+  if (const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+      bad != values.end()) {
+    throw qgan::error(model_path.string() + ": the generator's output " + std::to_string(bad - values.begin()) +
+                      " is " + (std::isnan(*bad) ? "NaN" : "infinite") +
+                      " (its weights overflow float arithmetic); nothing written");
   }
-  if (raw) raw->commit();
-  png.commit();
+  png.write(dcgan::encode_png(dcgan::image_grid(images, columns)));
+  if (raw) raw->write(std::as_bytes(values));
+  qgan::io::commit_together({&png, raw ? &*raw : nullptr});
   ctx.out << "wrote " << output.string() << ": " << *n << " images from "
           << (parsed.has("--z") ? "--z " + *parsed.value("--z") : "seed " + std::to_string(seed))
           << (parsed.has("--raw") ? ", floats in " + *parsed.value("--raw") : "") << "\n";

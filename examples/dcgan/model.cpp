@@ -3,7 +3,10 @@
 #include "dcgan/model.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "qgan/nn/activations.hpp"
 #include "qgan/nn/conv2d.hpp"
@@ -32,17 +35,90 @@ tensor4 to_tensor4(const float_tensor& t) {
   return out;
 }
 
-tensor4 conv_weight(const weight_set& w, const std::string& name, std::int64_t a,
-                           std::int64_t b) {
+// Reads a network's tensors and remembers which it took, so a file holding a tensor the
+// network would not use (a bias it ignores, a layer it does not have) is refused instead
+// of silently running a different model than the file describes.
+class tensor_reader {
+ public:
+  explicit tensor_reader(const weight_set& w) : w_(w) {}
+  [[nodiscard]] const std::string& source() const { return w_.source(); }
+
+  const float_tensor& at(const std::string& name, const qgan::shape_t& shape) {
+    used_.insert(name);
+    return w_.at(name, shape);
+  }
+  const float_tensor* optional(const std::string& name, const qgan::shape_t& shape) {
+    if (w_.find(name) == nullptr) return nullptr;
+    return &at(name, shape);
+  }
+
+  /// Throws naming every tensor the network did not take; integer bookkeeping tensors
+  /// (num_batches_tracked) and the reserved activation-quantization names are known.
+  void require_all_used(const char* network) const {
+    std::string unknown;
+    std::size_t count = 0;
+    const auto consider = [&](const std::string& name) {
+      if (used_.count(name) != 0 || is_known_unused(name)) return;
+      if (count < 8) unknown += (unknown.empty() ? "'" : ", '") + name + "'";
+      ++count;
+    };
+    for (const auto& [name, tensor] : w_.tensors()) consider(name);
+    for (const auto& [name, type] : w_.others()) consider(name);
+    if (count != 0) {
+      qgan::detail::throw_error(w_.source(), ": ", count, count == 1 ? " tensor" : " tensors", " the ", network,
+                                " does not use: ", unknown, count > 8 ? ", ..." : "",
+                                " (refusing to run a model that differs from the file)");
+    }
+  }
+
+  static bool is_known_unused(std::string_view name) {
+    for (const std::string_view suffix : known_unused_suffixes) {
+      if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) return true;
+    }
+    return false;
+  }
+
+ private:
+  const weight_set& w_;
+  std::set<std::string, std::less<>> used_;
+};
+
+tensor4 conv_weight(tensor_reader& w, const std::string& name, std::int64_t a, std::int64_t b) {
   return to_tensor4(w.at(name + ".weight", {a, b, 4, 4}));
 }
 
-qgan::nn::batch_norm2d_params batch_norm(const weight_set& w, const std::string& name,
-                                                std::int64_t channels) {
+// PyTorch convolutions have a bias unless built with bias=False; DCGAN's are built
+// without, but a file that has them gets them used.
+std::optional<tensor1> conv_bias(tensor_reader& w, const std::string& name, std::int64_t out_channels) {
+  const float_tensor* bias = w.optional(name + ".bias", {out_channels});
+  if (bias == nullptr) return std::nullopt;
+  return to_tensor1(*bias);
+}
+
+qgan::nn::batch_norm2d_params batch_norm(tensor_reader& w, const std::string& name, std::int64_t channels) {
   const qgan::shape_t shape{channels};
-  return {to_tensor1(w.at(name + ".running_mean", shape)),
-          to_tensor1(w.at(name + ".running_var", shape)), to_tensor1(w.at(name + ".weight", shape)),
-          to_tensor1(w.at(name + ".bias", shape)), 1e-5f};
+  constexpr float eps = 1e-5f;
+  const float_tensor& variance = w.at(name + ".running_var", shape);
+  // Checked here, where the file and tensor are known; the layer would only say which
+  // channel.
+  for (std::size_t c = 0; c < variance.values.size(); ++c) {
+    if (!(static_cast<double>(variance.values[c]) + eps > 0.0)) {
+      qgan::detail::throw_error(w.source(), ": tensor '", name, ".running_var': element ", c, " is ",
+                                variance.values[c], "; a variance must be > -eps (", eps, ")");
+    }
+  }
+  return {to_tensor1(w.at(name + ".running_mean", shape)), to_tensor1(variance),
+          to_tensor1(w.at(name + ".weight", shape)), to_tensor1(w.at(name + ".bias", shape)), eps};
+}
+
+tensor4 convolve_transposed(const tensor4& x, const tensor4& weight, const std::optional<tensor1>& bias,
+                            const qgan::nn::conv_transpose2d_options& options) {
+  return bias ? qgan::nn::conv_transpose2d(x, weight, *bias, options) : qgan::nn::conv_transpose2d(x, weight, options);
+}
+
+tensor4 convolve(const tensor4& x, const tensor4& weight, const std::optional<tensor1>& bias,
+                 const qgan::nn::conv2d_options& options) {
+  return bias ? qgan::nn::conv2d(x, weight, *bias, options) : qgan::nn::conv2d(x, weight, options);
 }
 
 // The width a network's first weight declares, checked to be usable.
@@ -60,19 +136,25 @@ std::int64_t first_extent(const weight_set& w, const std::string& name, std::siz
 
 }  // namespace
 
-generator::generator(const weight_set& w)
-    : nz_(first_extent(w, "deconv1.weight", 0)), ngf_(first_extent(w, "deconv1.weight", 1) / 4) {
-  if (ngf_ < 1 || ngf_ * 4 != first_extent(w, "deconv1.weight", 1)) {
-    qgan::detail::throw_error(w.source(), ": tensor 'deconv1.weight': ", first_extent(w, "deconv1.weight", 1),
+generator::generator(const weight_set& weights)
+    : nz_(first_extent(weights, "deconv1.weight", 0)), ngf_(first_extent(weights, "deconv1.weight", 1) / 4) {
+  if (ngf_ < 1 || ngf_ * 4 != first_extent(weights, "deconv1.weight", 1)) {
+    qgan::detail::throw_error(weights.source(), ": tensor 'deconv1.weight': ", first_extent(weights, "deconv1.weight", 1),
                               " output channels is not 4 * ngf");
   }
+  tensor_reader w(weights);
   w1_ = conv_weight(w, "deconv1", nz_, 4 * ngf_);
   w2_ = conv_weight(w, "deconv2", 4 * ngf_, 2 * ngf_);
   w3_ = conv_weight(w, "deconv3", 2 * ngf_, ngf_);
   w4_ = conv_weight(w, "deconv4", ngf_, 1);
+  b1_ = conv_bias(w, "deconv1", 4 * ngf_);
+  b2_ = conv_bias(w, "deconv2", 2 * ngf_);
+  b3_ = conv_bias(w, "deconv3", ngf_);
+  b4_ = conv_bias(w, "deconv4", 1);
   bn1_ = batch_norm(w, "bn1", 4 * ngf_);
   bn2_ = batch_norm(w, "bn2", 2 * ngf_);
   bn3_ = batch_norm(w, "bn3", ngf_);
+  w.require_all_used("DCGAN generator");
 }
 
 tensor4 generator::operator()(const tensor4& z) const {
@@ -81,35 +163,42 @@ tensor4 generator::operator()(const tensor4& z) const {
     qgan::detail::throw_error("generator: z has shape ", qgan::nn::detail::dims_string(z), ", expected [N,", nz_,
                               ",1,1]");
   }
-  const conv_transpose2d_options up{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-  tensor4 x = relu(batch_norm2d(conv_transpose2d(z, w1_), bn1_));
-  x = relu(batch_norm2d(conv_transpose2d(x, w2_, up), bn2_));
-  x = relu(batch_norm2d(conv_transpose2d(x, w3_, up), bn3_));
-  return qgan::nn::tanh(conv_transpose2d(x, w4_, up));
+  const conv_transpose2d_options first{}, up{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+  tensor4 x = relu(batch_norm2d(convolve_transposed(z, w1_, b1_, first), bn1_));
+  x = relu(batch_norm2d(convolve_transposed(x, w2_, b2_, up), bn2_));
+  x = relu(batch_norm2d(convolve_transposed(x, w3_, b3_, up), bn3_));
+  return qgan::nn::tanh(convolve_transposed(x, w4_, b4_, up));
 }
 
-discriminator::discriminator(const weight_set& w) : ndf_(first_extent(w, "conv1.weight", 0)) {
+discriminator::discriminator(const weight_set& weights) : ndf_(first_extent(weights, "conv1.weight", 0)) {
+  tensor_reader w(weights);
   w1_ = conv_weight(w, "conv1", ndf_, 1);
   w2_ = conv_weight(w, "conv2", 2 * ndf_, ndf_);
   w3_ = conv_weight(w, "conv3", 4 * ndf_, 2 * ndf_);
   w4_ = conv_weight(w, "conv4", 1, 4 * ndf_);
+  b1_ = conv_bias(w, "conv1", ndf_);
+  b2_ = conv_bias(w, "conv2", 2 * ndf_);
+  b3_ = conv_bias(w, "conv3", 4 * ndf_);
+  b4_ = conv_bias(w, "conv4", 1);
   bn2_ = batch_norm(w, "bn2", 2 * ndf_);
   bn3_ = batch_norm(w, "bn3", 4 * ndf_);
+  w.require_all_used("DCGAN discriminator");
 }
 
 tensor1 discriminator::operator()(const tensor4& images) const {
   using namespace qgan::nn;
-  const conv2d_options down{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
-  tensor4 x = leaky_relu(conv2d(images, w1_, down), 0.2f);
-  x = leaky_relu(batch_norm2d(conv2d(x, w2_, down), bn2_), 0.2f);
-  x = leaky_relu(batch_norm2d(conv2d(x, w3_, down), bn3_), 0.2f);
-  const tensor4 probabilities = sigmoid(conv2d(x, w4_));
+  const conv2d_options last{}, down{.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1};
+  tensor4 x = leaky_relu(convolve(images, w1_, b1_, down), 0.2f);
+  x = leaky_relu(batch_norm2d(convolve(x, w2_, b2_, down), bn2_), 0.2f);
+  x = leaky_relu(batch_norm2d(convolve(x, w3_, b3_, down), bn3_), 0.2f);
+  const tensor4 probabilities = sigmoid(convolve(x, w4_, b4_, last));
   tensor1 out(probabilities.dimension(0));
   std::copy(probabilities.data(), probabilities.data() + probabilities.size(), out.data());
   return out;
 }
 
-classifier::classifier(const weight_set& w) {
+classifier::classifier(const weight_set& weights) {
+  tensor_reader w(weights);
   w1_ = conv_weight(w, "conv1", 32, 1);
   w2_ = conv_weight(w, "conv2", 64, 32);
   w3_ = conv_weight(w, "conv3", 128, 64);
@@ -120,6 +209,7 @@ classifier::classifier(const weight_set& w) {
   fc1_bias_ = to_tensor1(w.at("fc1.bias", {feature_dim}));
   fc2_ = to_tensor2(w.at("fc2.weight", {classes, feature_dim}));
   fc2_bias_ = to_tensor1(w.at("fc2.bias", {classes}));
+  w.require_all_used("Fashion-MNIST classifier");
 }
 
 classifier_outputs classifier::operator()(const tensor4& images) const {

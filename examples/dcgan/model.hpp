@@ -2,16 +2,26 @@
 // parameter names: the DCGAN generator and discriminator, and the Fashion-MNIST
 // classifier whose penultimate layer defines FID-FMNIST. Widths (nz, ngf, ndf) are read
 // from the first layer's weight and every other tensor is checked against them, so a
-// wrong or damaged file fails with the tensor's name instead of computing garbage.
+// wrong or damaged file fails with the tensor's name instead of computing garbage. A
+// network uses every tensor its file holds (conv biases when present) or refuses to run,
+// naming those it does not know; known_unused_suffixes lists the exceptions.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "dcgan/weights.hpp"
 #include "qgan/nn/batch_norm.hpp"
 #include "qgan/nn/tensor.hpp"
 
 namespace dcgan {
+
+/// Tensors a network may hold without using: BatchNorm's step counter, and the
+/// activation scales and zero points that 8-bit activation models store per layer input.
+inline constexpr std::array<std::string_view, 3> known_unused_suffixes{".num_batches_tracked", ".input_scale",
+                                                                       ".input_zero_point"};
 
 using qgan::nn::tensor1;
 using qgan::nn::tensor2;
@@ -28,6 +38,7 @@ class generator {
   std::int64_t nz_;
   std::int64_t ngf_;
   tensor4 w1_, w2_, w3_, w4_;
+  std::optional<tensor1> b1_, b2_, b3_, b4_;
   qgan::nn::batch_norm2d_params bn1_, bn2_, bn3_;
 };
 
@@ -40,6 +51,7 @@ class discriminator {
  private:
   std::int64_t ndf_;
   tensor4 w1_, w2_, w3_, w4_;
+  std::optional<tensor1> b1_, b2_, b3_, b4_;
   qgan::nn::batch_norm2d_params bn2_, bn3_;
 };
 

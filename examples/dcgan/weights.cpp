@@ -7,6 +7,7 @@
 #include <fstream>
 #include <variant>
 
+#include "qgan/io/input_file.hpp"
 #include "qgan/io/qgan_file.hpp"
 #include "qgan/io/safetensors.hpp"
 #include "qgan/qgan.hpp"
@@ -19,6 +20,7 @@ weight_set weights_from_safetensors(const qgan::io::safetensors_file& file) {
     using qgan::io::dtype;
     if (tensor.type != dtype::f32 && tensor.type != dtype::f16 && tensor.type != dtype::bf16 &&
         tensor.type != dtype::f64) {
+      weights.add_other(tensor.name, std::string(qgan::io::dtype_name(tensor.type)));
       continue;
     }
     weights.add(tensor.name, {tensor.shape, file.read_float(tensor)});
@@ -57,20 +59,31 @@ weight_set weights_from_qgan(const qgan::io::qgan_model& model) {
     } else if (const auto* floats = std::get_if<qgan::io::float_tensor>(&entry.tensor)) {
       weights.add(entry.name, {floats->shape, floats->values});
     } else if (const auto* raw = std::get_if<qgan::io::raw_tensor>(&entry.tensor)) {
-      if (qgan::io::is_float_readable(raw->type)) weights.add(entry.name, {raw->shape, decode_floats(*raw)});
+      if (qgan::io::is_float_readable(raw->type)) {
+        weights.add(entry.name, {raw->shape, decode_floats(*raw)});
+      } else {
+        weights.add_other(entry.name, std::string(qgan::io::dtype_name(raw->type)));
+      }
     }
   }
   return weights;
 }
 
-/// True when the file starts with the .qgan magic; the extension is not trusted.
+/// True when the file starts with the .qgan magic (or one byte off it); the extension is
+/// not trusted.
 bool is_qgan_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::array<char, 8> head{};
-  in.read(head.data(), head.size());
-  if (in.gcount() != static_cast<std::streamsize>(head.size())) return false;
-  return std::equal(head.begin(), head.end(), qgan::io::qgan_file_detail::magic.begin(),
-                    [](char a, std::byte b) { return static_cast<std::byte>(a) == b; });
+  const qgan::io::input_file in(path);
+  std::array<std::byte, 8> head{};
+  try {
+    in.read_at(0, head);
+  } catch (const qgan::error&) {
+    return false;  // shorter than a magic: the safetensors reader will say what it is
+  }
+  // One damaged byte still makes it a .qgan file, so the .qgan reader reports the damage
+  // (a safetensors parse of it would complain about a header length instead).
+  std::size_t differences = 0;
+  for (std::size_t i = 0; i < head.size(); ++i) differences += head[i] != qgan::io::qgan_file_detail::magic[i] ? 1 : 0;
+  return differences <= 1;
 }
 
 /// A model file of either kind; errors name the path.
@@ -92,9 +105,7 @@ void require_finite_weights(const weight_set& weights) {
 }  // namespace
 
 weight_set load_weights(const std::filesystem::path& path) {
-  if (!std::filesystem::exists(path)) {
-    qgan::detail::throw_error(path.string(), ": no such file");
-  }
+  (void)qgan::io::regular_file_size(path);  // "no such file", "is a FIFO", ... before any read
   weight_set weights = is_qgan_file(path) ? weights_from_qgan(qgan::io::read_qgan(path))
                                            : weights_from_safetensors(qgan::io::safetensors_file::open(path));
   require_finite_weights(weights);

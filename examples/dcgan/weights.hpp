@@ -56,19 +56,25 @@ class weight_set {
     return *tensor;
   }
 
+  /// A tensor that is not floating point (BatchNorm's num_batches_tracked, say): not a
+  /// weight, but a model must still know its name.
+  void add_other(std::string name, std::string type) { others_.insert_or_assign(std::move(name), std::move(type)); }
+  [[nodiscard]] const std::map<std::string, std::string, std::less<>>& others() const { return others_; }
+
   [[nodiscard]] const std::map<std::string, float_tensor, std::less<>>& tensors() const { return tensors_; }
   [[nodiscard]] const std::string& source() const { return source_; }
 
  private:
   std::string source_;
   std::map<std::string, float_tensor, std::less<>> tensors_;
+  std::map<std::string, std::string, std::less<>> others_;  ///< name -> dtype
 };
 
 /// F16, BF16 and F64 tensors that `qgan quantize` kept byte for byte, as float.
 std::vector<float> decode_floats(const qgan::io::raw_tensor& raw);
 
-/// Every floating-point tensor of a safetensors file (integer tensors such as BatchNorm's
-/// num_batches_tracked are not weights and are left out).
+/// Every floating-point tensor of a safetensors file; integer tensors such as BatchNorm's
+/// num_batches_tracked are not weights and are listed by name (others()).
 weight_set weights_from_safetensors(const qgan::io::safetensors_file& file);
 
 /// Float tensors as stored, packed tensors decoded with qgan::dequantize.

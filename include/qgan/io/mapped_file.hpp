@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "qgan/core/error.hpp"
+#include "qgan/io/file_checks.hpp"
 
 namespace qgan::io {
 
@@ -29,8 +30,7 @@ class mapped_file {
   mapped_file() noexcept = default;
 
   static mapped_file open(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, "cannot open", errno);
+    const int fd = open_regular_file(path);
     // The descriptor is closed on every path out; the mapping does not need it.
     struct fd_closer {
       int fd;
@@ -39,9 +39,6 @@ class mapped_file {
 
     struct stat info {};
     if (::fstat(fd, &info) != 0) fail(path, "cannot stat", errno);
-    if (!S_ISREG(info.st_mode)) {
-      detail::throw_error(path.string(), ": not a regular file");
-    }
     if (info.st_size < 0 ||
         static_cast<std::uintmax_t>(info.st_size) > std::numeric_limits<std::size_t>::max()) {
       detail::throw_error(path.string(), ": file size ", info.st_size,

@@ -506,6 +506,7 @@ class qgan_stream_writer {
                                           const std::string& where,
                                           const std::vector<qgan_declaration>& decls,
                                           const qgan_metadata& metadata) {
+    if (path.empty()) detail::throw_error("output path is empty");
     if (!path.has_filename()) detail::throw_error(where, ": not a file name");
     return qgan_file_detail::make_plan(decls, metadata, where, {}, [&](std::size_t index) {
       return qgan_file_detail::size_entry(decls[index]);
@@ -572,35 +573,8 @@ class qgan_stream_writer {
     ++next_;
   }
 
-  // atomic_file writes in sequence; the head, complete only now, goes back over its
-  // placeholder through a second descriptor before atomic_file fsyncs and renames.
-  void rewrite_head() {
-    const std::filesystem::path& temporary = file_.temporary_path();
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fail_io("cannot reopen", temporary);
-    std::span<const std::byte> rest(plan_.head);
-    off_t at = 0;
-    while (!rest.empty()) {
-      const ::ssize_t done = ::pwrite(fd, rest.data(), rest.size(), at);
-      if (done < 0 && errno == EINTR) continue;
-      if (done == 0) errno = ENOSPC;
-      if (done <= 0) {
-        const int code = errno;
-        ::close(fd);
-        errno = code;
-        fail_io("cannot write the header of", temporary);
-      }
-      rest = rest.subspan(static_cast<std::size_t>(done));
-      at += static_cast<off_t>(done);
-    }
-    if (::close(fd) != 0) fail_io("cannot close", temporary);
-  }
-
-  [[noreturn]] void fail_io(const char* what, const std::filesystem::path& path) const {
-    const int code = errno;
-    detail::throw_error(where_, ": ", what, " '", path.string(),
-                        "': ", std::error_code(code, std::generic_category()).message());
-  }
+  // The head, complete only now, goes back over its placeholder.
+  void rewrite_head() { file_.write_at(0, plan_.head); }
 
   std::string where_;
   std::vector<qgan_declaration> declarations_;

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <span>
@@ -23,6 +25,8 @@
 #include <vector>
 
 #include "qgan/core/error.hpp"
+#include "qgan/io/file_checks.hpp"
+#include "qgan/io/input_file.hpp"
 #include "qgan/io/qgan_model.hpp"
 #include "qgan/io/qgan_writer.hpp"
 #include "qgan/io/safetensors.hpp"
@@ -39,35 +43,13 @@ struct progress_event {
   std::size_t total = 0;
   std::string_view tensor{};
   bool quantized = false;      ///< whether that tensor was quantized
+  int bits = 0;                ///< quantized: its bit width
   double signal_energy = 0.0;  ///< quantized: sum of w^2 over its weights
   double error_energy = 0.0;   ///< quantized: sum of (w - decoded w)^2
 };
 using progress_callback = std::function<void(const progress_event&)>;
 
 QGAN_BEGIN_FUNCTIONS
-
-/// The .qgan metadata of a quantized model: the rules (qgan.*) and the source's own
-/// metadata under source.* (it describes the fp32 model, its FID for one).
-inline io::qgan_metadata quantize_metadata(const quantize_rules& rules,
-                                           const io::safetensors_metadata& source_metadata,
-                                           const std::string& source_name) {
-  io::qgan_metadata metadata;
-  for (const auto& [key, value] : source_metadata) metadata["source." + key] = value;
-  metadata["qgan.tool"] = "qgan quantize " QGAN_VERSION_STRING;
-  metadata["qgan.source"] = source_name;
-  metadata["qgan.method"] = rules.method;
-  metadata["qgan.bits"] = std::to_string(rules.bits);
-  metadata["qgan.granularity"] = rules.per_channel ? "per-channel" : "per-tensor";
-  if (!rules.arch.empty()) metadata["qgan.arch"] = rules.arch;
-  if (!rules.axes.empty()) metadata["qgan.axis"] = join_rules(rules.axes);
-  if (!rules.bits_for.empty()) metadata["qgan.bits_for"] = join_rules(rules.bits_for);
-  if (!rules.keep.empty()) {
-    std::string keep;
-    for (const auto& pattern : rules.keep) keep += (keep.empty() ? "" : " ") + pattern;
-    metadata["qgan.keep"] = keep;
-  }
-  return metadata;
-}
 
 /// Every tensor's plan and its .qgan declaration, in the source's order; throws (naming
 /// the file and the tensor) for a rule that cannot apply, before anything is written.
@@ -83,6 +65,9 @@ inline model_plan plan_model(const io::safetensors_file& file, const quantize_ru
   rule_usage used;
   model_plan plan;
   for (const auto& tensor : file.tensors()) {
+    if (tensor.name.empty()) {
+      detail::throw_error(file.source(), ": a tensor has an empty name, which a .qgan file cannot store");
+    }
     tensor_plan entry = plan_tensor(rules, file.source(), tensor.name, tensor.type, tensor.shape, used);
     io::qgan_declaration declaration;
     declaration.name = tensor.name;
@@ -111,6 +96,60 @@ inline model_plan plan_model(const io::safetensors_file& file, const quantize_ru
   return plan;
 }
 
+/// The bit widths the plan quantizes at, ascending and comma-separated ("2", "2,4");
+/// the default width when nothing is quantized.
+inline std::string bits_used(const quantize_rules& rules, const model_plan& plan) {
+  std::array<bool, max_bits + 1> used{};
+  bool any = false;
+  for (const auto& tensor : plan.tensors) {
+    if (tensor.what != tensor_plan::action::quantize) continue;
+    used.at(static_cast<std::size_t>(tensor.bits)) = true;
+    any = true;
+  }
+  if (!any) return std::to_string(rules.bits);
+  std::string text;
+  for (int bits = min_bits; bits <= max_bits; ++bits) {
+    if (used[static_cast<std::size_t>(bits)]) text += (text.empty() ? "" : ",") + std::to_string(bits);
+  }
+  return text;
+}
+
+/// The .qgan metadata of a quantized model: the rules (qgan.*; qgan.bits is bits_used) and the source's own
+/// metadata under source.* (it describes the fp32 model, its FID for one).
+inline io::qgan_metadata quantize_metadata(const quantize_rules& rules, const model_plan& plan,
+                                           const io::safetensors_metadata& source_metadata,
+                                           const std::string& source_name) {
+  io::qgan_metadata metadata;
+  for (const auto& [key, value] : source_metadata) metadata["source." + key] = value;
+  metadata["qgan.tool"] = "qgan quantize " QGAN_VERSION_STRING;
+  metadata["qgan.source"] = source_name;
+  metadata["qgan.method"] = rules.method;
+  // The widths the tensors got, so --bits-for rules that cover every tensor are not
+  // reported as the default they overrode.
+  metadata["qgan.bits"] = bits_used(rules, plan);
+  metadata["qgan.granularity"] = rules.per_channel ? "per-channel" : "per-tensor";
+  if (!rules.arch.empty()) metadata["qgan.arch"] = rules.arch;
+  if (!rules.axes.empty()) metadata["qgan.axis"] = join_rules(rules.axes);
+  if (!rules.bits_for.empty()) metadata["qgan.bits_for"] = join_rules(rules.bits_for);
+  if (!rules.keep.empty()) {
+    std::string keep;
+    for (const auto& pattern : rules.keep) keep += (keep.empty() ? "" : " ") + pattern;
+    metadata["qgan.keep"] = keep;
+  }
+  return metadata;
+}
+
+/// A tensor kept in float must be finite too: the model it goes into would refuse to
+/// run, and the error belongs here, where the source file is named.
+inline void require_finite_kept(const std::string& source, const std::string& name, std::span<const float> values) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      detail::throw_error(source, ": tensor '", name, "': element ", i, " is ",
+                          std::isnan(values[i]) ? "NaN" : "infinite", " (a model's tensors must be finite)");
+    }
+  }
+}
+
 /// Quantizes one tensor's floats under its plan, with the caller's instruction set.
 template <class Arch = xsimd::default_arch>
 packed_tensor quantize_tensor(const quantize_rules& rules, const tensor_plan& plan, const std::string& source,
@@ -134,6 +173,7 @@ void add_weight_error(const packed_tensor& packed, std::span<const float> values
   constexpr std::size_t chunk = 4096;
   float decoded[chunk];
   event.quantized = true;
+  event.bits = packed.bits;
   for (std::size_t channel = 0; channel < layout.channels; ++channel) {
     decoder.select_channel(channel);
     for (std::size_t outer = 0; outer < layout.outer; ++outer) {
@@ -171,60 +211,36 @@ io::qgan_model quantize_model(const io::safetensors_file& file, const quantize_r
       }
       case tensor_plan::action::keep_float:
         model.tensors.push_back({tensor.name, io::float_tensor{tensor.shape, file.read_float(tensor)}});
+        require_finite_kept(file.source(), tensor.name, std::get<io::float_tensor>(model.tensors.back().tensor).values);
         break;
       case tensor_plan::action::pass_raw:
+        if (io::is_float_readable(tensor.type)) require_finite_kept(file.source(), tensor.name, file.read_float(tensor));
         model.tensors.push_back({tensor.name, io::raw_tensor{tensor.type, tensor.shape,
                                                              std::vector<std::byte>(tensor.bytes.begin(), tensor.bytes.end())}});
         break;
     }
     if (progress) progress(event);
   }
-  model.metadata = quantize_metadata(rules, file.metadata(), source_name);
+  model.metadata = quantize_metadata(rules, plan, file.metadata(), source_name);
   return model;
 }
 
-namespace file_io {
-
-/// pread of exactly bytes.size() bytes at offset; errors name the file.
-inline void read_exactly(int fd, const std::filesystem::path& path, std::uint64_t offset, std::span<std::byte> bytes) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t got = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      qgan::detail::throw_error(path.string(), ": cannot read ", bytes.size(), " bytes at offset ", offset, ": ",
-                  got < 0 ? std::generic_category().message(errno) : std::string("the file ended"));
-    }
-    done += static_cast<std::size_t>(got);
-  }
-}
-
-struct fd_owner {
-  int fd = -1;
-  ~fd_owner() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-}  // namespace file_io
 
 /// Streams `input` (safetensors) to `output` (.qgan): see the header comment. Refuses an
 /// output that is the input (by any path). source_name goes into the metadata (the
-/// input's file name when empty).
+/// input's file name when empty). Returns the size of the file it wrote (another process
+/// may replace the output at once after; this is the size of this call's file).
 template <class Arch = xsimd::default_arch>
-void quantize_file(const std::filesystem::path& input, const std::filesystem::path& output,
+std::uint64_t quantize_file(const std::filesystem::path& input, const std::filesystem::path& output,
                    const quantize_rules& rules, const progress_callback& progress = {},
                    std::string source_name = {}) {
-  std::error_code same_error;
-  if (std::filesystem::exists(output, same_error) && std::filesystem::equivalent(input, output, same_error)) {
-    detail::throw_error(output.string(), ": the output is the input file; refusing to overwrite it");
-  }
+  const io::file_role input_role{"input", input}, output_role{"output", output};
+  io::require_distinct_files({&input_role, 1}, {&output_role, 1});
   const io::safetensors_file file = io::safetensors_file::open(input);
   const model_plan plan = plan_model(file, rules);
   if (source_name.empty()) source_name = input.filename().string();
-  file_io::fd_owner in{::open(input.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (in.fd < 0) detail::throw_error(input.string(), ": cannot open: ", std::generic_category().message(errno));
-  io::qgan_stream_writer writer(output, plan.declarations, quantize_metadata(rules, file.metadata(), source_name));
+  const io::input_file in(input);
+  io::qgan_stream_writer writer(output, plan.declarations, quantize_metadata(rules, plan, file.metadata(), source_name));
   std::vector<float> floats;   // one buffer for every tensor: peak memory = the largest
   std::vector<std::byte> raw;
   const auto tensors = file.tensors();
@@ -240,25 +256,31 @@ void quantize_file(const std::filesystem::path& input, const std::filesystem::pa
     };
     if (tensor.type == io::dtype::f32 && plan.tensors[i].what != tensor_plan::action::pass_raw) {
       floats.resize(tensor.bytes.size() / sizeof(float));
-      file_io::read_exactly(in.fd, input, offset, std::as_writable_bytes(std::span(floats)));
+      in.read_at(offset, std::as_writable_bytes(std::span(floats)));
       if (quantized) {
         write_quantized(floats);
       } else {
+        require_finite_kept(file.source(), tensor.name, floats);
         writer.write(i, std::span<const float>(floats));
       }
     } else {
       raw.resize(tensor.bytes.size());
-      file_io::read_exactly(in.fd, input, offset, raw);
+      in.read_at(offset, raw);
       if (quantized) {
         const io::safetensors_tensor view{tensor.name, tensor.type, tensor.shape, raw};
         write_quantized(file.read_float(view));
       } else {
+        if (io::is_float_readable(tensor.type)) {
+          const io::safetensors_tensor view{tensor.name, tensor.type, tensor.shape, raw};
+          require_finite_kept(file.source(), tensor.name, file.read_float(view));
+        }
         writer.write(i, std::span<const std::byte>(raw));
       }
     }
     if (progress) progress(event);
   }
   writer.commit();
+  return writer.file_size();
 }
 
 QGAN_END_FUNCTIONS

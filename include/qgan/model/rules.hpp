@@ -89,6 +89,8 @@ inline void validate(const quantize_rules& rules) {
 /// it is almost always a typo).
 struct rule_usage {
   std::vector<bool> keep, axes, bits_for;
+  /// For an axis rule that matched only tensors an earlier rule had taken: that rule.
+  std::vector<std::optional<std::size_t>> axis_shadowed_by;
 };
 
 /// The plan for one tensor: quantize every floating-point tensor of rank >= 2 that no
@@ -112,6 +114,12 @@ inline tensor_plan plan_tensor(const quantize_rules& rules, const std::string& s
     plan.what = type == io::dtype::f32 ? tensor_plan::action::keep_float : tensor_plan::action::pass_raw;
     return plan;
   }
+  if (element_count(shape) == 0) {
+    // The .qgan format stores params for every channel, so a [0, 10^7] tensor would cost
+    // gigabytes of params for no weights at all.
+    detail::throw_error(source, ": tensor '", name, "': shape ", to_string(shape),
+                        " has an empty axis and no weights to quantize; keep it in float with --keep '", name, "'");
+  }
   plan.what = tensor_plan::action::quantize;
   plan.bits = rules.bits;
   for (std::size_t i = 0; i < rules.bits_for.size(); ++i) {
@@ -121,11 +129,17 @@ inline tensor_plan plan_tensor(const quantize_rules& rules, const std::string& s
     }
   }
   if (!rules.per_channel) return plan;
+  used.axis_shadowed_by.resize(rules.axes.size());
   std::optional<int> axis;
-  for (std::size_t i = 0; i < rules.axes.size() && !axis; ++i) {
-    if (glob_match(rules.axes[i].pattern, name)) {
+  std::size_t winner = 0;
+  for (std::size_t i = 0; i < rules.axes.size(); ++i) {
+    if (!glob_match(rules.axes[i].pattern, name)) continue;
+    if (!axis) {
       axis = rules.axes[i].value;
+      winner = i;
       used.axes[i] = true;
+    } else if (!used.axes[i]) {
+      used.axis_shadowed_by[i] = winner;
     }
   }
   if (!axis) axis = arch_axis(rules.arch, name);
@@ -155,6 +169,13 @@ inline void require_all_rules_used(const quantize_rules& rules, const rule_usage
       }
     }
   };
+  for (std::size_t i = 0; i < rules.axes.size(); ++i) {
+    if (i < used.axes.size() && !used.axes[i] && i < used.axis_shadowed_by.size() && used.axis_shadowed_by[i]) {
+      detail::throw_error("axis pattern '", rules.axes[i].pattern, "' is shadowed: every tensor it matches is taken by "
+                          "the earlier axis pattern '", rules.axes[*used.axis_shadowed_by[i]].pattern,
+                          "' (the first match wins)");
+    }
+  }
   check("keep", rules.keep.size(), used.keep, [&](std::size_t i) { return rules.keep[i]; });
   check("axis", rules.axes.size(), used.axes, [&](std::size_t i) { return rules.axes[i].pattern; });
   check("bits-for", rules.bits_for.size(), used.bits_for,

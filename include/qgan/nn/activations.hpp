@@ -24,7 +24,9 @@ Eigen::Tensor<float, Rank, Eigen::RowMajor> map_in_place(Eigen::Tensor<float, Ra
 
 template <int Rank>
 Eigen::Tensor<float, Rank, Eigen::RowMajor> relu(Eigen::Tensor<float, Rank, Eigen::RowMajor> x) {
-  return detail::map_in_place(std::move(x), [](float v) { return v > 0.0f ? v : 0.0f; });
+  // NaN passes through, as in PyTorch: a clamp that turned it into 0 would hide an
+  // overflow upstream behind plausible numbers.
+  return detail::map_in_place(std::move(x), [](float v) { return v > 0.0f || std::isnan(v) ? v : 0.0f; });
 }
 
 // v for v >= 0, slope * v otherwise (PyTorch's default slope is 0.01; DCGAN uses 0.2).

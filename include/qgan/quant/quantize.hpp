@@ -6,6 +6,7 @@
 #include "qgan/core/isa_namespace.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -18,6 +19,7 @@
 #include "qgan/quant/concepts.hpp"
 #include "qgan/core/parallel.hpp"
 #include "qgan/quant/granularity.hpp"
+#include "qgan/quant/lloyd_max.hpp"
 #include "qgan/quant/uniform_grid.hpp"
 #include "qgan/simd/select.hpp"
 
@@ -85,6 +87,53 @@ typename Q::params fit_for(const Q& policy, std::span<const float> values, int b
   }
 }
 
+// Weights far from 1 in magnitude make the fit slow or wrong: below about 2^-63 every
+// squared error is a subnormal float (x86 takes a microcode assist per operation, 100x
+// slower), above about 2^63 squares overflow. A channel whose largest magnitude lies
+// outside [2^-32, 2^32] is fitted on itself times 2^k (k putting that magnitude in
+// [1, 2)), which is exact, and the fitted grid is scaled back by 2^-k. Only for policies
+// whose fit commutes with scaling (a uniform grid or a codebook: em, em+, minmax, lloyd);
+// log and tanh see the weights as they are. The scaled-back params are rounded like any
+// float: a grid under about 1e-38 keeps fewer significant bits, and one under 1e-45
+// becomes 0.
+template <class Params>
+int rescale_exponent(std::span<const float> values) {
+  if constexpr (!std::is_same_v<Params, uniform_params> && !std::is_same_v<Params, codebook_params>) {
+    return 0;
+  } else {
+    float largest = 0.0f;
+    for (const float v : values) largest = std::max(largest, std::fabs(v));
+    if (largest == 0.0f || (largest >= 0x1p-32f && largest <= 0x1p32f)) return 0;
+    int exponent = 0;
+    (void)std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
+    return 1 - exponent;
+  }
+}
+
+inline uniform_params scale_params(uniform_params params, int exponent) {
+  params.alpha = std::ldexp(params.alpha, exponent);
+  params.beta = std::ldexp(params.beta, exponent);
+  return params;
+}
+
+inline codebook_params scale_params(codebook_params params, int exponent) {
+  for (float& level : params.levels) level = std::ldexp(level, exponent);
+  return params;
+}
+
+template <class Arch, quantizer Q>
+typename Q::params fit_rescaled(const Q& policy, std::span<const float> values, int bits, std::string_view name) {
+  const int exponent = rescale_exponent<typename Q::params>(values);
+  if (exponent == 0) return fit_for<Arch>(policy, values, bits, name);
+  if constexpr (requires(typename Q::params p) { scale_params(p, 0); }) {
+    std::vector<float> scaled(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) scaled[i] = std::ldexp(values[i], exponent);
+    return scale_params(fit_for<Arch>(policy, scaled, bits, name), -exponent);
+  } else {
+    return fit_for<Arch>(policy, values, bits, name);
+  }
+}
+
 QGAN_END_FUNCTIONS
 }  // namespace detail
 QGAN_BEGIN_FUNCTIONS
@@ -118,7 +167,7 @@ quantized_codes<Q> quantize_codes(const Q& policy, std::span<const float> values
       channel_values = gathered;
     }
     const std::string name = detail::channel_name(options.name, channel, layout);
-    const auto fitted = detail::fit_for<Arch>(channel_policy, channel_values, options.bits, name);
+    const auto fitted = detail::fit_rescaled<Arch>(channel_policy, channel_values, options.bits, name);
     result.params[channel] = fitted;
     for (std::size_t outer = 0; outer < layout.outer; ++outer) {
       const std::size_t first = layout.index(outer, channel, 0);
