@@ -4,7 +4,9 @@
 # count: natively (widest set), forced to each set the CPU runs (QGAN_KERNELS), on 1 and
 # 2 threads, under `qemu-x86_64 -cpu Nehalem` (SSE4.2, no AVX) and, when the cross-built
 # tool exists (scripts/ci-aarch64.sh), on aarch64 under qemu-aarch64 (NEON). Prints one
-# digest per method and run; exits non-zero on the first difference.
+# digest per method and run; exits non-zero on the first difference. A copy of the
+# generator with its weights scaled near 1e-41 (subnormal floats, fitted at a power-of-two
+# scale by the library) runs too.
 #   scripts/ci-same-bytes.sh [QGAN] [AARCH64_QGAN]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,8 @@ arm_qgan=${2:-build-aarch64/examples/cli/qgan}
 input=examples/dcgan/weights/generator.safetensors
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+subnormal="$work/subnormal.safetensors"
+/usr/bin/python3 scripts/scaled_model.py "$input" "$subnormal" -130
 sets=$("$qgan" --version | sed -n 's/.*this CPU runs: \([^;]*\);.*/\1/p')
 echo "kernel sets on this CPU: $sets"
 runners=("native::")
@@ -25,9 +29,12 @@ else
   echo "no aarch64 build at $arm_qgan: aarch64 skipped"
 fi
 status=0
-for config in "em 2 --per-channel" "em+ 2 --per-channel" "minmax 3 --per-channel" "lloyd 2 --per-channel" \
-              "em 4" "em+ 1" "log 3 --per-channel" "tanh 2 --per-channel"; do
-  read -r method bits grain <<< "$config"
+for config in "G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-channel" "G lloyd 2 --per-channel" \
+              "G em 4" "G em+ 1" "G log 3 --per-channel" "G tanh 2 --per-channel" \
+              "subnormal em+ 4 --per-channel" "subnormal lloyd 2"; do
+  read -r model method bits grain <<< "$config"
+  model_file=$input
+  [ "$model" = subnormal ] && model_file=$subnormal
   reference=""
   for runner in "${runners[@]}"; do
     IFS=: read -r label emulator binary <<< "$runner"
@@ -40,10 +47,10 @@ for config in "em 2 --per-channel" "em+ 2 --per-channel" "minmax 3 --per-channel
     for threads in "${thread_counts[@]}"; do
       out="$work/out.qgan"
       # shellcheck disable=SC2086
-      env "${env_set[@]}" $emulator "$binary" quantize "$input" -o "$out" --method "$method" --bits "$bits" \
+      env "${env_set[@]}" $emulator "$binary" quantize "$model_file" -o "$out" --method "$method" --bits "$bits" \
         ${grain:-} --arch dcgan --threads "$threads" >/dev/null
       digest=$(sha256sum "$out" | cut -c1-16)
-      printf "%-7s %d bits %-13s %-26s threads %d: %s\n" "$method" "$bits" "${grain:---per-tensor}" "$label" "$threads" "$digest"
+      printf "%-9s %-7s %d bits %-13s %-26s threads %d: %s\n" "$model" "$method" "$bits" "${grain:---per-tensor}" "$label" "$threads" "$digest"
       if [ -z "$reference" ]; then reference=$digest
       elif [ "$digest" != "$reference" ]; then echo "DIFFERS from $reference"; status=1; fi
     done

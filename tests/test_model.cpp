@@ -108,3 +108,19 @@ TEST_CASE("quantize_file checks every rule before it writes and never replaces i
   rules = {.method = "em9", .bits = 2};
   CHECK_THROWS_WITH(qgan::model::quantize_file(input, output, rules), Catch::Contains("unknown method 'em9'"));
 }
+
+TEST_CASE("INPUT_TRUNCATED_DURING_QUANTIZE: a clear error naming the file, no output", "[model][file_safety]") {
+  const qgan::test::temp_dir dir("qgan_model_");
+  const auto input = write_state_dict(dir.path);
+  const auto output = dir.path / "out.qgan";
+  const qgan::model::quantize_rules rules{.method = "em", .bits = 2};
+  // After the first tensor the file loses its tail, as when another program rewrites it
+  // in place; a memory mapping would end the process with SIGBUS on the next tensor.
+  const auto truncate_after_first = [&](const qgan::model::progress_event& event) {
+    if (event.done == 1) std::filesystem::resize_file(input, 200);
+  };
+  CHECK_THROWS_WITH(qgan::model::quantize_file(input, output, rules, truncate_after_first),
+                    Catch::Contains("model.safetensors") && Catch::Contains("the file ended"));
+  CHECK_FALSE(std::filesystem::exists(output));
+  CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
+}
