@@ -355,3 +355,38 @@ TEST_CASE("EMPTY_TENSOR_NAME: refused when planned, before any output", "[cli]")
   CHECK_THAT(r.err, Catch::Contains("unnamed.safetensors") && Catch::Contains("empty name"));
   CHECK(dir.names() == std::vector<std::string>{"unnamed.safetensors"});
 }
+
+TEST_CASE("ONE_TENSOR_PREFIX: a message names its tensor once", "[cli]") {
+  const qgan::test::temp_dir dir("qgan_cli_files_");
+  const auto write_raw = [&](const std::string& name, const std::string& header, std::size_t data_bytes) {
+    const fs::path path = dir.path / name;
+    std::ofstream out(path, std::ios::binary);
+    const std::uint64_t size = header.size();
+    out.write(reinterpret_cast<const char*>(&size), 8);
+    out << header << std::string(data_bytes, '\0');
+    return path;
+  };
+  const std::vector<fs::path> files{
+      write_raw("overflow.safetensors", R"({"x":{"dtype":"F32","shape":[0,9223372036854775807,9223372036854775807],"data_offsets":[0,0]}})", 0),
+      write_raw("short.safetensors", R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4),
+      write_raw("nan.safetensors", R"({"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", 0),
+  };
+  {
+    // The last file's data: a NaN among the weights.
+    std::ofstream out(files.back(), std::ios::binary | std::ios::app);
+    const float values[4] = {1.0f, std::nanf(""), 2.0f, 3.0f};
+    out.write(reinterpret_cast<const char*>(values), sizeof values);
+  }
+  for (const fs::path& file : files) {
+    std::vector<qgan::test::cli_result> results{run_cli({"quantize", file.string(), "-o", (dir.path / "o.qgan").string(),
+                                                         "--method", "em", "--bits", "2", "--per-channel", "--axis", "x=0"})};
+    if (file != files.back()) results.push_back(run_cli({"info", file.string()}));  // info reads NaN fine
+    for (const auto& r : results) {
+      INFO(r.err);
+      CHECK(r.code != 0);
+      const auto first = r.err.find("tensor 'x");
+      REQUIRE(first != std::string::npos);
+      CHECK(r.err.find("tensor 'x", first + 1) == std::string::npos);
+    }
+  }
+}
