@@ -112,7 +112,7 @@ inline void remove_temporaries_on_signals() {
     struct sigaction action {};
     action.sa_handler = temporary_files_detail::remove_and_reraise;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESETHAND;
+    action.sa_flags = static_cast<int>(SA_RESETHAND);  // 0x80000000: C++20 defines the wrap
     ::sigaction(signal_number, &action, nullptr);
   }
 }
