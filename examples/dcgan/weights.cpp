@@ -71,6 +71,20 @@ weight_set weights_from_qgan(const qgan::io::qgan_model& model) {
 
 /// True when the file starts with the .qgan magic (or one byte off it); the extension is
 /// not trusted.
+namespace {
+
+// One damaged byte still makes it a .qgan file, so the .qgan reader reports the damage
+// (a safetensors parse of it would complain about a header length instead).
+bool has_qgan_magic(std::span<const std::byte> head) {
+  const auto& magic = qgan::io::qgan_file_detail::magic;
+  if (head.size() < magic.size()) return false;
+  std::size_t differences = 0;
+  for (std::size_t i = 0; i < magic.size(); ++i) differences += head[i] != magic[i] ? 1 : 0;
+  return differences <= 1;
+}
+
+}  // namespace
+
 bool is_qgan_file(const std::filesystem::path& path) {
   const qgan::io::input_file in(path);
   std::array<std::byte, 8> head{};
@@ -79,11 +93,7 @@ bool is_qgan_file(const std::filesystem::path& path) {
   } catch (const qgan::error&) {
     return false;  // shorter than a magic: the safetensors reader will say what it is
   }
-  // One damaged byte still makes it a .qgan file, so the .qgan reader reports the damage
-  // (a safetensors parse of it would complain about a header length instead).
-  std::size_t differences = 0;
-  for (std::size_t i = 0; i < head.size(); ++i) differences += head[i] != qgan::io::qgan_file_detail::magic[i] ? 1 : 0;
-  return differences <= 1;
+  return has_qgan_magic(head);
 }
 
 /// A model file of either kind; errors name the path.
@@ -105,9 +115,12 @@ void require_finite_weights(const weight_set& weights) {
 }  // namespace
 
 weight_set load_weights(const std::filesystem::path& path) {
-  (void)qgan::io::regular_file_size(path);  // "no such file", "is a FIFO", ... before any read
-  weight_set weights = is_qgan_file(path) ? weights_from_qgan(qgan::io::read_qgan(path))
-                                           : weights_from_safetensors(qgan::io::safetensors_file::open(path));
+  // Read with pread into memory, not mapped: a file truncated while it loads is an error
+  // naming it, not SIGBUS. The float copies below are as large anyway.
+  const std::vector<std::byte> image = qgan::io::input_file(path).read_all();
+  weight_set weights = has_qgan_magic(image)
+                           ? weights_from_qgan(qgan::io::parse_qgan(image, path.string()))
+                           : weights_from_safetensors(qgan::io::safetensors_file::parse(image, path.string()));
   require_finite_weights(weights);
   return weights;
 }

@@ -13,6 +13,9 @@
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include "qgan/core/error.hpp"
 #include "qgan/io/file_checks.hpp"
@@ -26,6 +29,18 @@ class input_file {
   input_file(const input_file&) = delete;
   input_file& operator=(const input_file&) = delete;
   ~input_file() { ::close(fd_); }
+
+  /// The whole file as it is now (its size from fstat). A loader that parses this copy
+  /// instead of a mapping cannot be killed by SIGBUS when the file is truncated under it.
+  [[nodiscard]] std::vector<std::byte> read_all() const {
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0 || info.st_size < 0) {
+      detail::throw_error(path_.string(), ": cannot stat: ", std::generic_category().message(errno));
+    }
+    std::vector<std::byte> bytes(static_cast<std::size_t>(info.st_size));
+    read_at(0, bytes);
+    return bytes;
+  }
 
   /// Exactly bytes.size() bytes at offset, or an error naming the file (and "the file
   /// ended" when it is now shorter than that).
