@@ -87,7 +87,7 @@ TEST_CASE("EM recovers data that lies on a uniform grid using every level", "[em
   }
 }
 
-TEST_CASE("At 2 bits on conv-like weights EM fills every state; minmax, log, tanh do not",
+TEST_CASE("At 2 bits on conv-like weights EM fills every state, and minmax, log, tanh do not",
           "[em][paper]") {
   // The paper's Fig. 1 vs Fig. 3. N = 1e5 Gaussian weights, sigma = 0.02 (the scale of
   // trained DCGAN conv weights), seed 2019. Minmax's grid spans +-4.4 sigma, so its outer

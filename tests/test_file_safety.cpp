@@ -80,7 +80,7 @@ TEST_CASE("SYMLINK_OUTPUT: the link stays, the file it names is replaced", "[fil
   CHECK_FALSE(fs::exists(dir.path / "nothing-here"));
 }
 
-TEST_CASE("FIFO_OUTPUT: written through, never renamed over; no reader is an error", "[file_safety]") {
+TEST_CASE("FIFO_OUTPUT: written through, never renamed over, and no reader is an error", "[file_safety]") {
   const qgan::test::temp_dir dir("qgan_safety_");
   const fs::path fifo = dir.path / "pipe";
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
