@@ -5,6 +5,7 @@
 #include <iomanip>
 
 #include "cli.hpp"
+#include "option_specs.hpp"
 #include "dcgan/evaluation.hpp"
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
@@ -35,14 +36,11 @@ constexpr const char* help =
     "                      tree's examples/dcgan/weights\n"
     "  --json              print one JSON object instead of text\n";
 
-const option_spec specs[] = {
-    {"--arch"}, {"--samples"}, {"--seed"}, {"--bootstrap"}, {"--weights-dir"}, {"--json", false},
-};
 
 }  // namespace
 
 int command_eval(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("eval", args, specs, help, "MODEL", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("eval", args, eval_option_specs, help, "MODEL", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "option_specs.hpp"
 #include "dcgan/quantize_model.hpp"
 #include "qgan/model/quantize_file.hpp"
 #include "dcgan/weights.hpp"
@@ -39,16 +40,11 @@ constexpr const char* help =
     "channels on axis 0) or a ConvTranspose2d (axis 1), so --per-channel needs --arch or\n"
     "--axis for 4-D weights; 2-D (Linear) weights use axis 0.\n";
 
-const option_spec specs[] = {
-    {"-o", true, false, "--output"}, {"--method"}, {"--bits"}, {"--per-channel", false},
-    {"--arch"}, {"--axis", true, true}, {"--keep", true, true}, {"--bits-for", true, true},
-    {"--threads"},
-};
 
 }  // namespace
 
 int command_quantize(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("quantize", args, specs, help, "input file", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("quantize", args, quantize_option_specs, help, "input file", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   dcgan::quantize_settings settings;

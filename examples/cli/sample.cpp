@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "cli.hpp"
+#include "option_specs.hpp"
 #include "dcgan/evaluation.hpp"
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
@@ -36,9 +37,6 @@ constexpr const char* help =
     "\n"
     "Pixels are round((x + 1) * 127.5) in float32, ties to even, clamped to 0..255.\n";
 
-const option_spec specs[] = {
-    {"--arch"}, {"-o", true, false, "--output"}, {"-n"}, {"--seed"}, {"--z"}, {"--raw"}, {"--columns"},
-};
 
 constexpr std::size_t max_images = 100'000;
 
@@ -74,7 +72,7 @@ std::vector<float> read_latents(const std::filesystem::path& path, std::size_t n
 }  // namespace
 
 int command_sample(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("sample", args, specs, help, "MODEL", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("sample", args, sample_option_specs, help, "MODEL", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);

@@ -11,6 +11,11 @@
 // byte belongs to exactly one tensor. Data starts at byte 8 + N, which need not be aligned
 // for any type: it is read with memcpy, never through a cast pointer.
 //
+// The header is read in one streaming pass (qgan/io/safetensors_header.hpp): time linear in
+// its size, nesting past the format's 3 levels refused where it starts, memory at most
+// about 10 times the header's bytes. A shape is refused when the product of its nonzero
+// extents passes 2^63-1, so any product of its axes fits in int64_t; an empty axis is legal.
+//
 // API (namespace qgan::io; the header JSON goes through nlohmann/json, so link
 // nlohmann_json::nlohmann_json). Dtypes come from qgan/io/dtype.hpp:
 //   enum class dtype                 every dtype the format defines (22, see there)
@@ -48,9 +53,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <limits>
 #include <map>
-#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -67,6 +70,7 @@
 #include "qgan/io/dtype.hpp"
 #include "qgan/io/half.hpp"
 #include "qgan/io/mapped_file.hpp"
+#include "qgan/io/safetensors_header.hpp"
 #include "qgan/io/utf8.hpp"
 
 namespace qgan::io {
@@ -92,51 +96,6 @@ inline std::uint64_t read_le64(std::span<const std::byte> bytes) noexcept {
   return value;
 }
 
-// "tensor 'x': ", quoting even the empty name, which the format allows.
-inline std::string tensor_label(std::string_view name) {
-  std::string label = "tensor '";
-  label.append(name);
-  label += "': ";
-  return label;
-}
-
-// A JSON value as it appears in the file, cut short: messages stay readable even when a
-// hostile header puts megabytes where a number belongs. Only flat values are printed:
-// dump() recurses, and a 100 MB header can nest arrays millions deep.
-inline std::string describe(const nlohmann::json& value) {
-  constexpr std::size_t max_elements = 8;
-  constexpr std::size_t max_chars = 48;
-  if (value.is_structured()) {
-    bool flat = value.size() <= max_elements;
-    for (auto item = value.begin(); flat && item != value.end(); ++item) {
-      flat = item->is_primitive();
-    }
-    if (!flat) {
-      std::string summary = value.is_array() ? "an array of " : "an object of ";
-      summary += std::to_string(value.size());
-      summary += value.is_array() ? " element" : " key";
-      if (value.size() != 1) summary += "s";
-      return summary;
-    }
-  }
-  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (text.size() > max_chars) {
-    text.resize(max_chars - 3);
-    text += "...";
-  }
-  return text;
-}
-
-// Built by appending: GCC 12 reports a false -Wrestrict for "literal" + std::string&&.
-inline std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
-  std::string text = "[";
-  text += std::to_string(begin);
-  text += ",";
-  text += std::to_string(end);
-  text += "]";
-  return text;
-}
-
 }  // namespace safetensors_detail
 
 // One tensor: its bytes are a view into the file (or into the caller's memory when built
@@ -147,8 +106,6 @@ struct safetensors_tensor {
   shape_t shape;
   std::span<const std::byte> bytes;
 };
-
-using safetensors_metadata = std::map<std::string, std::string, std::less<>>;
 
 // A view of float values for write_safetensors; values must outlive the write.
 inline safetensors_tensor make_f32_tensor(std::string name, shape_t shape,
@@ -265,13 +222,7 @@ class safetensors_file {
     detail::throw_error(source_, ": ", parts...);
   }
 
-  struct entry {
-    std::string name;
-    dtype type;
-    shape_t shape;
-    std::uint64_t begin;
-    std::uint64_t end;
-  };
+  using entry = safetensors_detail::header_entry;
 
   void load(std::span<const std::byte> file) {
     image_ = file;
@@ -291,183 +242,19 @@ class safetensors_file {
     const auto header = file.subspan(8, static_cast<std::size_t>(header_size));
     const auto data = file.subspan(8 + header.size());
 
-    const nlohmann::json root = parse_header(header);
-    std::vector<entry> entries;
-    entries.reserve(root.size());
-    for (auto item = root.begin(); item != root.end(); ++item) {
-      if (item.key() == "__metadata__") {
-        read_metadata(item.value());
-      } else {
-        entries.push_back(read_entry(item.key(), item.value(), data.size()));
-      }
-    }
+    auto parsed = safetensors_detail::read_header(header, data.size(), source_);
+    std::vector<entry>& entries = parsed.entries;
+    metadata_ = std::move(parsed.metadata);
     check_layout(entries, data.size());
+    index_ = std::move(parsed.index);
 
     tensors_.reserve(entries.size());
     for (auto& e : entries) {
       const auto bytes = data.subspan(static_cast<std::size_t>(e.begin),
                                       static_cast<std::size_t>(e.end - e.begin));
-      index_.emplace(e.name, tensors_.size());
+      index_.find(e.name)->second = tensors_.size();
       tensors_.push_back({std::move(e.name), e.type, std::move(e.shape), bytes});
     }
-  }
-
-  nlohmann::json parse_header(std::span<const std::byte> header) const {
-    if (const auto bad = safetensors_detail::first_invalid_utf8(header);
-        bad != std::string_view::npos) {
-      fail("header is not valid UTF-8 (byte ", 8 + bad, " of the file)");
-    }
-    if (header.empty() || header.front() != std::byte{'{'}) {
-      fail("header must be a JSON object, starting with '{'");
-    }
-    // The format allows trailing spaces (0x20) as padding, and nothing else after the
-    // object: a JSON parser alone would also let tabs and newlines through.
-    std::size_t end = header.size();
-    while (end > 0 && header[end - 1] == std::byte{' '}) --end;
-    if (header[end - 1] != std::byte{'}'}) {
-      fail("header has bytes other than space (0x20) padding after its JSON object");
-    }
-
-    // nlohmann keeps the last of two equal keys in an object without a word; a duplicate
-    // tensor name would hide a tensor, so keys are checked object by object as they arrive.
-    struct open_object {
-      std::string name;  // the key this object is the value of ("" at the top)
-      std::set<std::string, std::less<>> keys;
-      std::string last_key;
-    };
-    std::vector<open_object> objects;
-    using event_t = nlohmann::json::parse_event_t;
-    const auto on_event = [&](int /*depth*/, event_t event, nlohmann::json& parsed) {
-      if (event == event_t::object_start) {
-        objects.push_back({objects.empty() ? std::string{} : objects.back().last_key, {}, {}});
-      } else if (event == event_t::object_end) {
-        objects.pop_back();
-      } else if (event == event_t::key) {
-        const auto& key = parsed.get_ref<const std::string&>();
-        if (!objects.back().keys.insert(key).second) {
-          // objects[1] is the tensor (or __metadata__) a nested duplicate sits in.
-          duplicate_key(objects.size(), objects.size() > 1 ? objects[1].name : std::string{}, key);
-        }
-        objects.back().last_key = key;
-      }
-      return true;
-    };
-
-    const auto* text = reinterpret_cast<const char*>(header.data());  // char may alias bytes
-    try {
-      return nlohmann::json::parse(text, text + end, on_event);
-    } catch (const nlohmann::json::exception& e) {
-      fail("header is not valid JSON: ", e.what());
-    }
-  }
-
-  [[noreturn]] void duplicate_key(std::size_t depth, const std::string& tensor,
-                                  const std::string& key) const {
-    using safetensors_detail::tensor_label;
-    if (depth == 1) {
-      if (key == "__metadata__") fail("header has '__metadata__' twice");
-      fail(tensor_label(key), "duplicate tensor name");
-    }
-    if (tensor == "__metadata__") fail("__metadata__: duplicate key '", key, "'");
-    fail(tensor_label(tensor), "duplicate field '", key, "'");
-  }
-
-  void read_metadata(const nlohmann::json& value) {
-    using safetensors_detail::describe;
-    if (!value.is_object()) {
-      fail("__metadata__ is ", describe(value), ", not an object of strings");
-    }
-    for (auto item = value.begin(); item != value.end(); ++item) {
-      if (!item.value().is_string()) {
-        fail("__metadata__: key '", item.key(), "' is ", describe(item.value()),
-             ", not a string");
-      }
-      metadata_.emplace(item.key(), item.value().get<std::string>());
-    }
-  }
-
-  // A non-negative JSON integer, or nullopt. nlohmann stores "-0" as a signed 0.
-  static std::optional<std::uint64_t> as_count(const nlohmann::json& value) {
-    if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-    if (value.is_number_integer() && value.get<std::int64_t>() == 0) return 0;
-    return std::nullopt;
-  }
-
-  entry read_entry(const std::string& name, const nlohmann::json& value,
-                   std::uint64_t data_size) const {
-    using safetensors_detail::describe;
-    const std::string label = safetensors_detail::tensor_label(name);
-    if (!value.is_object()) {
-      fail(label, "entry is ", describe(value),
-           ", not an object with dtype, shape and data_offsets");
-    }
-    for (auto item = value.begin(); item != value.end(); ++item) {
-      if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets") {
-        fail(label, "unknown field '", item.key(),
-             "' (a tensor has exactly dtype, shape and data_offsets)");
-      }
-    }
-    for (const char* field : {"dtype", "shape", "data_offsets"}) {
-      if (!value.contains(field)) fail(label, "missing field '", field, "'");
-    }
-
-    entry result{name, dtype::f32, {}, 0, 0};
-    const auto& type = value["dtype"];
-    if (!type.is_string()) fail(label, "field 'dtype' is ", describe(type), ", not a string");
-    const auto parsed_type = dtype_from_name(type.get_ref<const std::string&>());
-    if (!parsed_type) {
-      fail(label, "field 'dtype' is ", describe(type), ", not a safetensors dtype");
-    }
-    result.type = *parsed_type;
-
-    const auto& shape = value["shape"];
-    if (!shape.is_array()) {
-      fail(label, "field 'shape' is ", describe(shape), ", not an array of extents");
-    }
-    for (std::size_t axis = 0; axis < shape.size(); ++axis) {
-      const auto& extent = shape[axis];
-      const auto count = as_count(extent);
-      if (!count) {
-        fail(label, "field 'shape' has ", describe(extent), " on axis ", axis,
-             ", not a non-negative integer");
-      }
-      if (*count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        fail(label, "field 'shape' has extent ", *count, " on axis ", axis,
-             ", beyond 2^63-1");
-      }
-      result.shape.push_back(static_cast<std::int64_t>(*count));
-    }
-
-    const auto& offsets = value["data_offsets"];
-    const bool is_pair = offsets.is_array() && offsets.size() == 2;
-    const auto begin = is_pair ? as_count(offsets[0]) : std::nullopt;
-    const auto end = is_pair ? as_count(offsets[1]) : std::nullopt;
-    if (!begin || !end) {
-      fail(label, "field 'data_offsets' is ", describe(offsets),
-           ", not [begin, end] with non-negative integers");
-    }
-    result.begin = *begin;
-    result.end = *end;
-    const std::string span_text = safetensors_detail::offsets_text(result.begin, result.end);
-    if (result.begin > result.end) {
-      fail(label, "field 'data_offsets' ", span_text, " begins after it ends");
-    }
-
-    std::size_t size = 0;
-    try {
-      size = tensor_byte_size(result.type, result.shape, name);
-    } catch (const error& e) {
-      fail(e.what());
-    }
-    if (size != result.end - result.begin) {
-      fail(label, "shape ", to_string(result.shape), " of ", dtype_name(result.type), " needs ",
-           size, " bytes but data_offsets ", span_text, " span ", result.end - result.begin);
-    }
-    if (result.end > data_size) {
-      fail(label, "data_offsets ", span_text, " run past the end of the data section (",
-           data_size, " bytes)");
-    }
-    return result;
   }
 
   // The spans, sorted by offset, must tile the data section exactly: from 0 to its end,
