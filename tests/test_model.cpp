@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -123,4 +124,27 @@ TEST_CASE("INPUT_TRUNCATED_DURING_QUANTIZE: a clear error naming the file, no ou
                     Catch::Contains("model.safetensors") && Catch::Contains("the file ended"));
   CHECK_FALSE(std::filesystem::exists(output));
   CHECK(dir.names() == std::vector<std::string>{"model.safetensors"});
+}
+
+TEST_CASE("CONCURRENT_WRITERS: each run reports the size of its own file, one complete file stays", "[model][file_safety]") {
+  const qgan::test::temp_dir dir("qgan_model_");
+  const auto input = write_state_dict(dir.path);
+  const auto output = dir.path / "out.qgan";
+  const qgan::model::quantize_rules small{.method = "em", .bits = 1};
+  const qgan::model::quantize_rules large{.method = "minmax", .bits = 8, .per_channel = true, .arch = "dcgan"};
+  const std::uint64_t small_size = qgan::model::quantize_file(input, dir.path / "small.qgan", small);
+  const std::uint64_t large_size = qgan::model::quantize_file(input, dir.path / "large.qgan", large);
+  REQUIRE(small_size != large_size);
+  for (int round = 0; round < 5; ++round) {
+    std::uint64_t reported_small = 0, reported_large = 0;
+    std::thread other([&] { reported_large = qgan::model::quantize_file(input, output, large); });
+    reported_small = qgan::model::quantize_file(input, output, small);
+    other.join();
+    CHECK(reported_small == small_size);
+    CHECK(reported_large == large_size);
+    const auto size = std::filesystem::file_size(output);
+    CHECK((size == small_size || size == large_size));
+    CHECK_NOTHROW(qgan::io::read_qgan(output));
+  }
+  CHECK(dir.names() == (std::vector<std::string>{"large.qgan", "model.safetensors", "out.qgan", "small.qgan"}));
 }
