@@ -97,9 +97,7 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
       error.error += event.error_energy;
     });
   }
-  std::string bits_text;
-  for (const int bits : widths) bits_text += (bits_text.empty() ? "" : ",") + std::to_string(bits);
-  if (widths.empty()) bits_text = std::to_string(settings.bits);
+  const std::string bits_text = widths.empty() ? std::to_string(settings.bits) : qgan::model::join_bit_widths(widths);
   const double ratio = double(in_bytes) / double(out_bytes);
   ctx.out << "wrote " << output.string() << ": " << packed << " of " << total << " tensors quantized ("
           << settings.method << ", " << bits_text << (bits_text == "1" ? " bit, " : " bits, ")

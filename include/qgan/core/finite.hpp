@@ -14,12 +14,13 @@
 namespace qgan {
 QGAN_BEGIN_FUNCTIONS
 
-inline void require_finite(std::span<const float> values, std::string_view tensor_name = {}) {
+/// `why` ends the message: what needs the values finite.
+inline void require_finite(std::span<const float> values, std::string_view tensor_name = {},
+                           std::string_view why = "quantizers need finite values") {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (!std::isfinite(values[i])) {
       detail::throw_error(detail::tensor_prefix(tensor_name), "element ", i, " is ",
-                          std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+Inf" : "-Inf"),
-                          "; quantizers need finite values");
+                          std::isnan(values[i]) ? "NaN" : (values[i] > 0 ? "+Inf" : "-Inf"), "; ", why);
     }
   }
 }

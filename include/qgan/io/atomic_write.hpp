@@ -213,9 +213,8 @@ class atomic_file {
     if (::link(resolved_.path.c_str(), previous_.c_str()) != 0) {
       const int code = errno;
       previous_registration_.release();
-      previous_.clear();
-      fail_code("cannot keep the previous version as", atomic_write_detail::sibling_name(resolved_.path, ".old-"),
-                code);
+      const std::filesystem::path failed = std::exchange(previous_, {});
+      fail_code("cannot keep the previous version as", failed, code);
     }
   }
 

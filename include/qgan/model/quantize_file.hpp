@@ -12,11 +12,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <array>
+#include <set>
 #include <filesystem>
 #include <functional>
 #include <span>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "qgan/core/error.hpp"
+#include "qgan/core/finite.hpp"
 #include "qgan/io/file_checks.hpp"
 #include "qgan/io/input_file.hpp"
 #include "qgan/io/qgan_model.hpp"
@@ -96,22 +96,25 @@ inline model_plan plan_model(const io::safetensors_file& file, const quantize_ru
   return plan;
 }
 
-/// The bit widths the plan quantizes at, ascending and comma-separated ("2", "2,4");
-/// the default width when nothing is quantized.
-inline std::string bits_used(const quantize_rules& rules, const model_plan& plan) {
-  std::array<bool, max_bits + 1> used{};
-  bool any = false;
-  for (const auto& tensor : plan.tensors) {
-    if (tensor.what != tensor_plan::action::quantize) continue;
-    used.at(static_cast<std::size_t>(tensor.bits)) = true;
-    any = true;
-  }
-  if (!any) return std::to_string(rules.bits);
+/// Bit widths ascending and comma-separated: "2", "2,4".
+inline std::string join_bit_widths(const std::set<int>& widths) {
   std::string text;
-  for (int bits = min_bits; bits <= max_bits; ++bits) {
-    if (used[static_cast<std::size_t>(bits)]) text += (text.empty() ? "" : ",") + std::to_string(bits);
+  for (const int bits : widths) {
+    // Appended piece by piece: GCC 12 reports a false -Wrestrict for "literal" + string&&.
+    if (!text.empty()) text += ',';
+    text += std::to_string(bits);
   }
   return text;
+}
+
+/// The bit widths the plan quantizes at (join_bit_widths); the default width when nothing
+/// is quantized.
+inline std::string bits_used(const quantize_rules& rules, const model_plan& plan) {
+  std::set<int> widths;
+  for (const auto& tensor : plan.tensors) {
+    if (tensor.what == tensor_plan::action::quantize) widths.insert(tensor.bits);
+  }
+  return widths.empty() ? std::to_string(rules.bits) : join_bit_widths(widths);
 }
 
 /// The .qgan metadata of a quantized model: the rules (qgan.*; qgan.bits is bits_used) and the source's own
@@ -142,11 +145,10 @@ inline io::qgan_metadata quantize_metadata(const quantize_rules& rules, const mo
 /// A tensor kept in float must be finite too: the model it goes into would refuse to
 /// run, and the error belongs here, where the source file is named.
 inline void require_finite_kept(const std::string& source, const std::string& name, std::span<const float> values) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      detail::throw_error(source, ": tensor '", name, "': element ", i, " is ",
-                          std::isnan(values[i]) ? "NaN" : "infinite", " (a model's tensors must be finite)");
-    }
+  try {
+    require_finite(values, name, "a model's tensors must be finite");
+  } catch (const qgan::error& e) {
+    detail::throw_error(source, ": ", e.what());
   }
 }
 

@@ -97,17 +97,17 @@ typename Q::params fit_for(const Q& policy, std::span<const float> values, int b
 // float: a grid under about 1e-38 keeps fewer significant bits, and one under 1e-45
 // becomes 0.
 template <class Params>
-int rescale_exponent(std::span<const float> values) {
-  if constexpr (!std::is_same_v<Params, uniform_params> && !std::is_same_v<Params, codebook_params>) {
-    return 0;
-  } else {
-    float largest = 0.0f;
-    for (const float v : values) largest = std::max(largest, std::fabs(v));
-    if (largest == 0.0f || (largest >= 0x1p-32f && largest <= 0x1p32f)) return 0;
-    int exponent = 0;
-    (void)std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
-    return 1 - exponent;
-  }
+inline constexpr bool fit_scales_exactly =
+    std::is_same_v<Params, uniform_params> || std::is_same_v<Params, codebook_params>;
+
+// The k putting the largest magnitude in [1, 2), or 0 when it lies in [2^-32, 2^32].
+inline int rescale_exponent(std::span<const float> values) {
+  float largest = 0.0f;
+  for (const float v : values) largest = std::max(largest, std::fabs(v));
+  if (largest == 0.0f || (largest >= 0x1p-32f && largest <= 0x1p32f)) return 0;
+  int exponent = 0;
+  (void)std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
+  return 1 - exponent;
 }
 
 inline uniform_params scale_params(uniform_params params, int exponent) {
@@ -123,15 +123,14 @@ inline codebook_params scale_params(codebook_params params, int exponent) {
 
 template <class Arch, quantizer Q>
 typename Q::params fit_rescaled(const Q& policy, std::span<const float> values, int bits, std::string_view name) {
-  const int exponent = rescale_exponent<typename Q::params>(values);
-  if (exponent == 0) return fit_for<Arch>(policy, values, bits, name);
-  if constexpr (requires(typename Q::params p) { scale_params(p, 0); }) {
-    std::vector<float> scaled(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) scaled[i] = std::ldexp(values[i], exponent);
-    return scale_params(fit_for<Arch>(policy, scaled, bits, name), -exponent);
-  } else {
-    return fit_for<Arch>(policy, values, bits, name);
+  if constexpr (fit_scales_exactly<typename Q::params>) {
+    if (const int exponent = rescale_exponent(values); exponent != 0) {
+      std::vector<float> scaled(values.size());
+      for (std::size_t i = 0; i < values.size(); ++i) scaled[i] = std::ldexp(values[i], exponent);
+      return scale_params(fit_for<Arch>(policy, scaled, bits, name), -exponent);
+    }
   }
+  return fit_for<Arch>(policy, values, bits, name);
 }
 
 QGAN_END_FUNCTIONS
