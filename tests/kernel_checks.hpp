@@ -18,6 +18,7 @@
 #include "qgan/pack/canonical.hpp"
 #include "qgan/quant/reductions_ref.hpp"
 #include "qgan/simd/tables.hpp"
+#include "conv_tile_checks.hpp"
 #include "weights.hpp"
 
 namespace qgan::test {
@@ -212,6 +213,7 @@ inline void check_all_kernels(const qgan::simd::kernel_set& kernels) {
   check_em_pass(kernels);
   check_em_pass_top_codes(kernels);
   check_em_pass_near_ties(kernels);
+  check_conv_tiles(kernels);
 }
 
 }  // namespace qgan::test

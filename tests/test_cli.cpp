@@ -3,6 +3,8 @@
 // ends in a clear message and a non-zero exit code.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
@@ -17,6 +19,8 @@
 #include "dcgan/quantize_model.hpp"
 #include "cli_runner.hpp"
 #include "test_files.hpp"
+
+using Catch::Matchers::Contains;
 
 namespace {
 
@@ -62,8 +66,18 @@ TEST_CASE("qgan quantize then qgan sample equals quantizing in memory, bit for b
 
       dcgan::quantize_settings settings{.method = c.method, .bits = c.bits, .per_channel = c.per_channel, .arch = "dcgan"};
       const qgan::io::qgan_model model = dcgan::quantize_model(source, settings, "generator.safetensors");
-      const dcgan::generator G(dcgan::weights_from_qgan(model));
-      const dcgan::tensor4 images = dcgan::run_generator(G, dcgan::normal_latents(24 * 100, 3), 24);
+      // The tool runs the packed layers (fp32 activations by default) on the codes.
+      const dcgan::packed_generator G(dcgan::packed_weights_from_qgan(model), qgan::nn::packed::activation_path::fp32, 1);
+      const std::vector<float> z = dcgan::normal_latents(24 * 100, 3);
+      const dcgan::tensor4 images = dcgan::run_generator(G, z, 24);
+      // Within float rounding of the fp32 reference layers on the dequantized weights. The
+      // packed path sums alpha*sum(z*x) + beta*sum(x), whose two terms nearly cancel for a
+      // 1-bit grid (w is alpha + beta or beta), so its rounding is that of the larger terms.
+      const dcgan::generator reference(dcgan::weights_from_qgan(model));
+      const dcgan::tensor4 reference_images = dcgan::run_generator(reference, z, 24);
+      float largest = 0.0f;
+      for (Eigen::Index i = 0; i < images.size(); ++i) largest = std::max(largest, std::abs(images.data()[i] - reference_images.data()[i]));
+      CHECK(largest < 2e-3f);
       const std::vector<std::byte> raw = file_bytes(raw_path);
       REQUIRE(raw.size() == static_cast<std::size_t>(images.size()) * sizeof(float));
       CHECK(std::memcmp(raw.data(), images.data(), raw.size()) == 0);
@@ -72,6 +86,57 @@ TEST_CASE("qgan quantize then qgan sample equals quantizing in memory, bit for b
       CHECK(file_bytes(model_path) == qgan::io::serialize_qgan(model));
     }
   }
+}
+
+TEST_CASE("qgan calibrate, then qgan sample --act int8 on any thread count", "[cli]") {
+  const qgan::test::temp_dir dir("qgan_cli_");
+  const std::string model = (dir.path / "g.qgan").string(), calibrated = (dir.path / "g8.qgan").string();
+  REQUIRE(run_cli({"quantize", generator_path, "-o", model, "--method", "em", "--bits", "2", "--per-channel", "--arch", "dcgan"})
+              .code == 0);
+  // Without stored ranges, 8-bit activations are refused with what to do.
+  const cli_result missing = run_cli({"sample", model, "--arch", "dcgan", "--act", "int8", "-o", (dir.path / "x.png").string()});
+  CHECK(missing.code == 1);
+  CHECK_THAT(missing.err, Contains("deconv1.input_scale") && Contains("qgan calibrate"));
+  const cli_result calibrate = run_cli({"calibrate", model, "--arch", "dcgan", "-o", calibrated, "--samples", "256"});
+  REQUIRE(calibrate.code == 0);
+  CHECK_THAT(calibrate.out, Contains("deconv4 scale"));
+  std::vector<std::vector<std::byte>> raws;
+  for (const char* threads : {"1", "2", "3"}) {
+    const std::string raw = (dir.path / (std::string("r") + threads)).string();
+    REQUIRE(run_cli({"sample", calibrated, "--arch", "dcgan", "--act", "int8", "--threads", threads, "-n", "20", "--seed", "3",
+                     "-o", (dir.path / "p.png").string(), "--raw", raw})
+                .code == 0);
+    raws.push_back(file_bytes(raw));
+  }
+  CHECK(raws[0] == raws[1]);
+  CHECK(raws[0] == raws[2]);
+  // The 8-bit images stay close to the same codes run with fp32 activations.
+  const std::string raw32 = (dir.path / "r32").string();
+  REQUIRE(run_cli({"sample", calibrated, "--arch", "dcgan", "-n", "20", "--seed", "3", "-o", (dir.path / "p.png").string(),
+                   "--raw", raw32})
+              .code == 0);
+  const std::vector<std::byte> fp32_bytes = file_bytes(raw32);
+  REQUIRE(fp32_bytes.size() == raws[0].size());
+  std::vector<float> a(fp32_bytes.size() / 4), b(a.size());
+  std::memcpy(a.data(), raws[0].data(), raws[0].size());
+  std::memcpy(b.data(), fp32_bytes.data(), fp32_bytes.size());
+  double total = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) total += std::abs(a[i] - b[i]);
+  CHECK(total / static_cast<double>(a.size()) < 0.05);
+  CHECK(a != b);  // 8-bit activations do change the images
+  // fp32 weights have no codes to run with 8-bit activations; codebooks have no grid.
+  const cli_result fp32_model = run_cli({"sample", generator_path, "--arch", "dcgan", "--act", "int8", "-o", (dir.path / "x.png").string()});
+  CHECK(fp32_model.code == 1);
+  CHECK_THAT(fp32_model.err, Contains("not quantized"));
+  const std::string lloyd = (dir.path / "lloyd.qgan").string();
+  REQUIRE(run_cli({"quantize", generator_path, "-o", lloyd, "--method", "lloyd", "--bits", "2", "--arch", "dcgan"}).code == 0);
+  const cli_result codebook = run_cli({"calibrate", lloyd, "--arch", "dcgan", "-o", (dir.path / "l8.qgan").string()});
+  CHECK(codebook.code == 1);
+  CHECK_THAT(codebook.err, Contains("uniform grid"));
+  CHECK_FALSE(std::filesystem::exists(dir.path / "l8.qgan"));
+  const cli_result bad_act = run_cli({"sample", model, "--arch", "dcgan", "--act", "int4", "-o", (dir.path / "x.png").string()});
+  CHECK(bad_act.code == 2);
+  CHECK_THAT(bad_act.err, Contains("--act 'int4'"));
 }
 
 TEST_CASE("qgan sample --z reads the latent vectors a seed would give", "[cli]") {

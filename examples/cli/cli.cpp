@@ -20,9 +20,11 @@ constexpr const char* overview =
     "  info FILE                       tensors, shapes, dtypes or bits, policy, bytes, compression\n"
     "  quantize IN.safetensors -o OUT.qgan --method M --bits K [...]\n"
     "                                  quantize every conv/linear weight of a model\n"
-    "  sample MODEL --arch dcgan -o grid.png [-n N] [--seed S] [--z FILE] [--raw FILE]\n"
+    "  calibrate MODEL.qgan --arch dcgan -o OUT.qgan [--samples N] [--seed S]\n"
+    "                                  store the 8-bit activation ranges --act int8 needs\n"
+    "  sample MODEL --arch dcgan -o grid.png [-n N] [--seed S] [--act fp32|int8] [--threads N]\n"
     "                                  generate images from a .safetensors or .qgan generator\n"
-    "  eval MODEL --arch dcgan [--samples N] [--json]\n"
+    "  eval MODEL --arch dcgan [--samples N] [--act fp32|int8] [--threads N] [--json]\n"
     "                                  FID-FMNIST, IS-FMNIST and PSNR against the fp32 generator\n"
     "\n"
     "Run 'qgan COMMAND --help' for a command's options.\n";
@@ -84,6 +86,15 @@ void require_dcgan_arch(const parsed_args& parsed) {
   }
 }
 
+qgan::nn::packed::activation_path activation_option(const parsed_args& parsed) {
+  const std::string act = parsed.value("--act").value_or("fp32");
+  if (act == "fp32") return qgan::nn::packed::activation_path::fp32;
+  if (act == "int8") return qgan::nn::packed::activation_path::int8;
+  throw usage_error("qgan " + parsed.command + ": --act '" + act + "' is unknown (fp32 or int8)");
+}
+
+int threads_option(const parsed_args& parsed) { return static_cast<int>(parsed.integer("--threads", 1, 1, 256)); }
+
 int run(std::span<const std::string> args, const context& ctx) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     ctx.out << overview;
@@ -116,7 +127,8 @@ int run(std::span<const std::string> args, const context& ctx) {
     if (command == "quantize") return command_quantize(rest, ctx);
     if (command == "sample") return command_sample(rest, ctx);
     if (command == "eval") return command_eval(rest, ctx);
-    throw usage_error("qgan: unknown command '" + command + "' (commands: info, quantize, sample, eval; see qgan --help)");
+    if (command == "calibrate") return command_calibrate(rest, ctx);
+    throw usage_error("qgan: unknown command '" + command + "' (commands: info, quantize, calibrate, sample, eval; see qgan --help)");
   } catch (const usage_error& e) {
     ctx.err << e.what() << "\n";
     return 2;

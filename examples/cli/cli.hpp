@@ -10,6 +10,7 @@
 
 #include "args.hpp"
 #include "qgan/io/file_checks.hpp"
+#include "qgan/nn/packed/layer.hpp"
 
 namespace qgan_cli {
 
@@ -28,6 +29,7 @@ int command_info(std::span<const std::string> args, const context& ctx);
 int command_quantize(std::span<const std::string> args, const context& ctx);
 int command_sample(std::span<const std::string> args, const context& ctx);
 int command_eval(std::span<const std::string> args, const context& ctx);
+int command_calibrate(std::span<const std::string> args, const context& ctx);
 
 /// Parses a command's arguments. Prints `help` and returns nothing for --help; otherwise
 /// requires exactly one positional argument, called `operand` in the error message.
@@ -45,5 +47,11 @@ void require_distinct_files(const parsed_args& parsed, std::span<const qgan::io:
 
 /// Checks --arch: the only architecture the sample and eval commands know is dcgan.
 void require_dcgan_arch(const parsed_args& parsed);
+
+/// --act fp32|int8 (default fp32): the activations the generator's layers compute with.
+qgan::nn::packed::activation_path activation_option(const parsed_args& parsed);
+
+/// --threads N (default 1): threads the generator's layers use.
+int threads_option(const parsed_args& parsed);
 
 }  // namespace qgan_cli

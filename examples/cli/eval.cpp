@@ -34,6 +34,9 @@ constexpr const char* help =
     "                      generator.safetensors; default: $QGAN_DCGAN_WEIGHTS, else\n"
     "                      share/qgan/dcgan beside the installed binary, else the source\n"
     "                      tree's examples/dcgan/weights\n"
+    "  --act fp32|int8     activations of the packed layers (default fp32); int8 needs a\n"
+    "                      quantized .qgan model with stored ranges (qgan calibrate)\n"
+    "  --threads N         threads the layers use (default 1)\n"
     "  --json              print one JSON object instead of text\n";
 
 
@@ -49,10 +52,14 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   const int resamples = static_cast<int>(parsed.integer("--bootstrap", 50, 0, 100'000));
   if (resamples == 1) throw usage_error("qgan eval: --bootstrap 1 gives no spread; use 0 or at least 2");
 
-  const dcgan::generator G(dcgan::load_weights(parsed.positionals[0]));
+  const int threads = threads_option(parsed);
+  const dcgan::packed_generator G = dcgan::packed_generator::load(parsed.positionals[0], activation_option(parsed), threads);
   const std::filesystem::path weights_dir = find_weights_dir(parsed, ctx);
   const dcgan::reference_assets assets = dcgan::reference_assets::load(weights_dir);
-  const dcgan::generator reference_G(assets.fp32_generator);
+  // The fp32 generator through the same packed-layer kernels, so an fp32 model is
+  // identical to it (PSNR inf) and a quantized one differs by its quantization only.
+  const dcgan::packed_generator reference_G(dcgan::packed_weight_set{assets.fp32_generator, {}},
+                                            qgan::nn::packed::activation_path::fp32, threads);
   if (G.nz() != reference_G.nz()) {
     // PSNR compares the two generators on the same latent vectors.
     throw qgan::error(parsed.positionals[0] + ": the generator takes nz = " + std::to_string(G.nz()) +
@@ -63,8 +70,8 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
   dcgan::tensor4 images, reference_images;
   {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", 2 * samples);
-    images = dcgan::run_generator(G, z, samples, [&bar](std::size_t done) { bar.update(done); });
-    reference_images = dcgan::run_generator(reference_G, z, samples, [&](std::size_t done) { bar.update(samples + done); });
+    images = dcgan::run_generator(G, z, samples, [&bar](std::size_t done) { bar.update(done); }, 64);
+    reference_images = dcgan::run_generator(reference_G, z, samples, [&](std::size_t done) { bar.update(samples + done); }, 64);
   }
   const dcgan::quality q = dcgan::score(images, dcgan::to_pixels(reference_images), assets, resamples, seed);
 
@@ -72,6 +79,7 @@ int command_eval(std::span<const std::string> args, const context& ctx) {
     nlohmann::json j;
     j["model"] = parsed.positionals[0];
     j["samples"] = q.samples;
+    j["activations"] = G.path() == qgan::nn::packed::activation_path::int8 ? "int8" : "fp32";
     j["seed"] = seed;
     j["fid_fmnist"] = q.fid.value;
     j["fid_fmnist_bootstrap_std"] = q.fid.bootstrap_std;

@@ -17,11 +17,16 @@ inline const option_spec quantize_option_specs[] = {
 
 inline const option_spec sample_option_specs[] = {
     {"--arch"}, {"-o", true, false, "--output"}, {"-n"}, {"--seed"}, {"--z"}, {"--raw"},
-    {"--columns"},
+    {"--columns"}, {"--act"}, {"--threads"},
 };
 
 inline const option_spec eval_option_specs[] = {
     {"--arch"}, {"--samples"}, {"--seed"}, {"--bootstrap"}, {"--weights-dir"}, {"--json", false},
+    {"--act"}, {"--threads"},
+};
+
+inline const option_spec calibrate_option_specs[] = {
+    {"--arch"}, {"-o", true, false, "--output"}, {"--samples"}, {"--seed"}, {"--threads"},
 };
 
 struct command_options {
@@ -35,6 +40,7 @@ inline const command_options all_command_options[] = {
     {"quantize", quantize_option_specs},
     {"sample", sample_option_specs},
     {"eval", eval_option_specs},
+    {"calibrate", calibrate_option_specs},
 };
 
 }  // namespace qgan_cli

@@ -21,8 +21,9 @@ namespace {
 constexpr const char* help =
     "usage: qgan sample MODEL --arch dcgan -o GRID.png [options]\n"
     "\n"
-    "Runs the generator in MODEL (.safetensors or .qgan; quantized weights are decoded\n"
-    "to float) on n latent vectors and writes the images as one PNG grid.\n"
+    "Runs the generator in MODEL (.safetensors or .qgan) on n latent vectors through\n"
+    "qgan's packed layers (quantized weights stay k-bit codes) and writes the images as\n"
+    "one PNG grid.\n"
     "\n"
     "  --arch dcgan        the generator architecture (the only one known)\n"
     "  -o, --output FILE   the PNG to write\n"
@@ -34,6 +35,9 @@ constexpr const char* help =
     "  --raw FILE          also write the float outputs: raw little-endian float32,\n"
     "                      n x 1 x 32 x 32, values in [-1, 1]\n"
     "  --columns C         images per grid row (default 8)\n"
+    "  --act fp32|int8     activations of the packed layers (default fp32); int8 needs a\n"
+    "                      quantized .qgan model with stored ranges (qgan calibrate)\n"
+    "  --threads N         threads the layers use (default 1); any N gives the same images\n"
     "\n"
     "Pixels are round((x + 1) * 127.5) in float32, ties to even, clamped to 0..255.\n";
 
@@ -97,7 +101,7 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   std::optional<qgan::io::atomic_file> raw;
   if (raw_path) raw.emplace(*raw_path);
 
-  const dcgan::generator G(dcgan::load_weights(model_path));
+  const dcgan::packed_generator G = dcgan::packed_generator::load(model_path, activation_option(parsed), threads_option(parsed));
   const auto nz = static_cast<std::size_t>(G.nz());
   std::vector<float> z;
   if (z_path) {
@@ -109,7 +113,7 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   dcgan::tensor4 images;
   {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
-    images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); });
+    images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); }, 64);
   }
   const std::span<const float> values(images.data(), static_cast<std::size_t>(images.size()));
   // Weights near the float range's ends overflow inside the network; PyTorch gives NaN

@@ -11,8 +11,11 @@ namespace dcgan {
 
 /// Images G(z) for n latent vectors stored row after row in z (n * nz floats), in batches
 /// so memory stays flat whatever n is.
-tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t n,
-                             const progress_callback& progress, std::size_t batch) {
+namespace {
+
+template <class Generator>
+tensor4 run_in_batches(const Generator& G, std::span<const float> z, std::size_t n, const progress_callback& progress,
+                       std::size_t batch) {
   const auto nz = static_cast<std::size_t>(G.nz());
   if (z.size() != n * nz) {
     qgan::detail::throw_error("generator: ", z.size(), " latent floats for ", n, " samples of ", nz);
@@ -31,6 +34,17 @@ tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t 
   return images;
 }
 
+}  // namespace
+
+tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t n, const progress_callback& progress,
+                      std::size_t batch) {
+  return run_in_batches(G, z, n, progress, batch);
+}
+
+tensor4 run_generator(const packed_generator& G, std::span<const float> z, std::size_t n,
+                      const progress_callback& progress, std::size_t batch) {
+  return run_in_batches(G, z, n, progress, batch);
+}
 
 classified classify(const classifier& C, const tensor4& images, std::size_t batch) {
   const auto n = static_cast<std::size_t>(images.dimension(0));

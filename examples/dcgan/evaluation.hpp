@@ -13,6 +13,7 @@
 
 #include "dcgan/metrics.hpp"
 #include "dcgan/model.hpp"
+#include "dcgan/packed_generator.hpp"
 #include "dcgan/weights.hpp"
 
 namespace dcgan {
@@ -23,6 +24,10 @@ using progress_callback = std::function<void(std::size_t)>;
 /// Images G(z) for n latent vectors stored row after row in z (n * nz floats), in batches
 /// so memory stays flat whatever n is.
 tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t n,
+                      const progress_callback& progress = {}, std::size_t batch = 100);
+
+/// The same through the packed layers.
+tensor4 run_generator(const packed_generator& G, std::span<const float> z, std::size_t n,
                       const progress_callback& progress = {}, std::size_t batch = 100);
 
 struct classified {

@@ -125,4 +125,31 @@ weight_set load_weights(const std::filesystem::path& path) {
   return weights;
 }
 
+packed_weight_set load_packed_weights(const std::filesystem::path& path) {
+  const std::vector<std::byte> image = qgan::io::input_file(path).read_all();
+  packed_weight_set out;
+  if (!has_qgan_magic(image)) {
+    out.floats = weights_from_safetensors(qgan::io::safetensors_file::parse(image, path.string()));
+    require_finite_weights(out.floats);
+    return out;
+  }
+  return packed_weights_from_qgan(qgan::io::parse_qgan(image, path.string()));
+}
+
+packed_weight_set packed_weights_from_qgan(qgan::io::qgan_model model) {
+  packed_weight_set out;
+  qgan::io::qgan_model rest;
+  rest.source = model.source;
+  for (auto& entry : model.tensors) {
+    if (auto* packed = std::get_if<qgan::packed_tensor>(&entry.tensor)) {
+      out.packed.emplace(entry.name, std::move(*packed));
+    } else {
+      rest.tensors.push_back(std::move(entry));
+    }
+  }
+  out.floats = weights_from_qgan(rest);
+  require_finite_weights(out.floats);
+  return out;
+}
+
 }  // namespace dcgan

@@ -13,6 +13,7 @@
 
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
+#include "qgan/pack/packed_tensor.hpp"
 
 namespace qgan::io {
 class safetensors_file;
@@ -85,5 +86,14 @@ bool is_qgan_file(const std::filesystem::path& path);
 
 /// A model file of either kind, every tensor checked finite; errors name the path.
 weight_set load_weights(const std::filesystem::path& path);
+
+/// A model file with its quantized tensors kept packed (for layers that compute from the
+/// codes); every other tensor as load_weights gives it.
+struct packed_weight_set {
+  weight_set floats;
+  std::map<std::string, qgan::packed_tensor, std::less<>> packed;
+};
+packed_weight_set load_packed_weights(const std::filesystem::path& path);
+packed_weight_set packed_weights_from_qgan(qgan::io::qgan_model model);
 
 }  // namespace dcgan

@@ -6,6 +6,7 @@
 #include "qgan/simd/reductions_body.inl"
 #include "qgan/simd/em_pass_body.inl"
 #include "qgan/simd/codec_body.inl"
+#include "qgan/simd/conv_body.inl"
 
 template <class Arch>
 constexpr kernel_set make_kernel_set(const char* name) noexcept {
@@ -15,5 +16,7 @@ constexpr kernel_set make_kernel_set(const char* name) noexcept {
                     {&em_kernels<Arch>::em_pass},
                     {&codec_kernels<Arch>::encode_uniform, &codec_kernels<Arch>::pack_codes,
                      &codec_kernels<Arch>::unpack, &codec_kernels<Arch>::dequantize_uniform,
-                     codec_kernels<Arch>::streaming_threshold}};
+                     codec_kernels<Arch>::streaming_threshold},
+                    {&conv_kernels<Arch>::a8_channel, &conv_kernels<Arch>::a8_row,
+                     &conv_kernels<Arch>::f32_channel, conv_kernels<Arch>::vnni}};
 }

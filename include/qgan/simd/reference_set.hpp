@@ -6,6 +6,7 @@
 #include "qgan/pack/canonical.hpp"
 #include "qgan/quant/reductions_ref.hpp"
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/conv_ref.hpp"
 #include "qgan/simd/tables.hpp"
 
 namespace qgan::simd {
@@ -51,7 +52,9 @@ inline const kernel_set& reference_kernel_set() noexcept {
                                   {&k::minmax, &k::summarize, &k::centred_square_sum},
                                   {&k::em_pass},
                                   {&k::encode_uniform, &k::pack_codes, &k::unpack,
-                                   &k::dequantize_uniform, ~std::size_t{0}}};
+                                   &k::dequantize_uniform, ~std::size_t{0}},
+                                  {&conv_ref::a8_channel_tile_ref<Tag>, &conv_ref::a8_row_tile_ref<Tag>,
+                                   &conv_ref::f32_channel_tile_ref<Tag>, false}};
   return set;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/simd/conv_types.hpp"
 #include "qgan/simd/kernel_types.hpp"
 
 namespace qgan::simd {
@@ -40,6 +41,14 @@ struct codec_table {
   std::size_t streaming_threshold;  ///< outputs this long are written with streaming stores
 };
 
+/// Packed-weight layer tiles (qgan/simd/conv_types.hpp): the same bits on every set.
+struct conv_table {
+  void (*a8_channel)(const a8_channel_tile& tile) noexcept;
+  void (*a8_row)(const a8_row_tile& tile) noexcept;
+  void (*f32_channel)(const f32_channel_tile& tile) noexcept;
+  bool integer_dot_product;  ///< whether a8 tiles run on a dot-product instruction (VNNI)
+};
+
 /// One instruction set's kernels. Every set gives bit-identical codes, sums and decoded
 /// floats (see qgan/simd/kernel_types.hpp and the README's "Same results on every CPU").
 struct kernel_set {
@@ -47,6 +56,7 @@ struct kernel_set {
   reduction_table reductions;
   em_table em;
   codec_table codec;
+  conv_table conv;
 };
 
 }  // namespace qgan::simd

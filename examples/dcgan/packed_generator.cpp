@@ -1,0 +1,258 @@
+#include "dcgan/packed_generator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string_view>
+
+#include "dcgan/latent.hpp"
+#include "dcgan/model.hpp"
+#include "qgan/core/error.hpp"
+#include "qgan/nn/activations.hpp"
+#include "qgan/nn/packed/build.hpp"
+#include "qgan/nn/packed/forward.hpp"
+
+namespace dcgan {
+
+namespace packed = qgan::nn::packed;
+
+std::string input_scale_name(std::size_t layer) { return "deconv" + std::to_string(layer + 1) + ".input_scale"; }
+std::string input_zero_point_name(std::size_t layer) { return "deconv" + std::to_string(layer + 1) + ".input_zero_point"; }
+
+namespace {
+
+const float_tensor* find_float(const packed_weight_set& w, const std::string& name, const qgan::shape_t& shape) {
+  const float_tensor* t = w.floats.find(name);
+  if (t == nullptr) return nullptr;
+  return &w.floats.at(name, shape);
+}
+
+qgan::nn::batch_norm2d_params batch_norm(const packed_weight_set& w, const std::string& name, std::int64_t channels) {
+  const qgan::shape_t shape{channels};
+  const auto read = [&](const char* field) {
+    const float_tensor& t = w.floats.at(name + "." + field, shape);
+    qgan::nn::tensor1 out(channels);
+    std::copy(t.values.begin(), t.values.end(), out.data());
+    return out;
+  };
+  qgan::nn::batch_norm2d_params bn{read("running_mean"), read("running_var"), read("weight"), read("bias"), 1e-5f};
+  for (Eigen::Index c = 0; c < channels; ++c) {
+    if (!(static_cast<double>(bn.running_var(c)) + 1e-5 > 0.0)) {
+      qgan::detail::throw_error(w.floats.source(), ": tensor '", name, ".running_var': element ", c, " is ",
+                                bn.running_var(c), "; a variance must be > -eps (1e-05)");
+    }
+  }
+  return bn;
+}
+
+std::int64_t extent(const packed_weight_set& w, const std::string& name, std::size_t axis) {
+  qgan::shape_t shape;
+  if (const auto found = w.packed.find(name); found != w.packed.end()) {
+    shape = found->second.shape;
+  } else if (const float_tensor* t = w.floats.find(name)) {
+    shape = t->shape;
+  } else {
+    qgan::detail::throw_error(w.floats.source(), ": tensor '", name, "': missing (is this the right model file?)");
+  }
+  if (shape.size() != 4 || shape[axis] < 1) {
+    qgan::detail::throw_error(w.floats.source(), ": tensor '", name, "': shape ", qgan::to_string(shape),
+                              " is not a 4-D convolution weight");
+  }
+  return shape[axis];
+}
+
+}  // namespace
+
+packed_generator::packed_generator(const packed_weight_set& w, packed::activation_path path, int threads,
+                                   const activation_ranges* ranges)
+    : nz_(extent(w, "deconv1.weight", 0)), path_(path), pool_(std::make_unique<qgan::thread_pool>(threads)) {
+  const std::int64_t ngf = extent(w, "deconv1.weight", 1) / 4;
+  if (ngf < 1 || ngf * 4 != extent(w, "deconv1.weight", 1)) {
+    qgan::detail::throw_error(w.floats.source(), ": tensor 'deconv1.weight': ", extent(w, "deconv1.weight", 1),
+                              " output channels is not 4 * ngf");
+  }
+  const std::array<std::int64_t, generator_layers + 1> channels{nz_, 4 * ngf, 2 * ngf, ngf, 1};
+  std::set<std::string, std::less<>> used;
+  for (std::size_t i = 0; i < generator_layers; ++i) {
+    const std::string name = "deconv" + std::to_string(i + 1);
+    packed::layer_geometry g;
+    g.kind = packed::layer_kind::transposed_convolution;
+    g.in_channels = static_cast<std::size_t>(channels[i]);
+    g.out_channels = static_cast<std::size_t>(channels[i + 1]);
+    g.rows = g.cols = i == 0 ? packed::axis_spec{4, 1, 0, 1, 0} : packed::axis_spec{4, 2, 1, 1, 0};
+    packed::layer_extras extras;
+    const qgan::shape_t weight_shape{channels[i], channels[i + 1], 4, 4};
+    if (const float_tensor* bias = find_float(w, name + ".bias", {channels[i + 1]})) {
+      extras.bias = bias->values;
+      used.insert(name + ".bias");
+    }
+    if (i + 1 < generator_layers) {
+      const std::string bn = "bn" + std::to_string(i + 1);
+      extras.batch_norm = batch_norm(w, bn, channels[i + 1]);
+      for (const char* field : {".running_mean", ".running_var", ".weight", ".bias"}) used.insert(bn + field);
+    }
+    used.insert(name + ".weight");
+    const std::string label = w.floats.source() + ": " + name;
+    if (const auto found = w.packed.find(name + ".weight"); found != w.packed.end()) {
+      if (found->second.shape != weight_shape) {
+        qgan::detail::throw_error(w.floats.source(), ": tensor '", name, ".weight': shape ", qgan::to_string(found->second.shape),
+                                  ", expected ", qgan::to_string(weight_shape));
+      }
+      layers_.push_back(packed::make_layer(label, g, found->second, path, extras));
+    } else {
+      if (path == packed::activation_path::int8) {
+        qgan::detail::throw_error(w.floats.source(), ": tensor '", name,
+                                  ".weight' is not quantized; 8-bit activations run from a quantized .qgan model");
+      }
+      const float_tensor& weight = w.floats.at(name + ".weight", weight_shape);
+      layers_.push_back(packed::make_layer(label, g, std::span<const float>(weight.values), extras));
+    }
+    // The ranges: given, or stored in the file.
+    const float_tensor* scale = find_float(w, input_scale_name(i), {1});
+    const float_tensor* zero = find_float(w, input_zero_point_name(i), {1});
+    if (scale != nullptr) used.insert(input_scale_name(i));
+    if (zero != nullptr) used.insert(input_zero_point_name(i));
+    if (path == packed::activation_path::int8) {
+      if (ranges != nullptr) {
+        ranges_[i] = (*ranges)[i];
+      } else if (scale == nullptr || zero == nullptr) {
+        qgan::detail::throw_error(w.floats.source(), ": tensor '", scale == nullptr ? input_scale_name(i) : input_zero_point_name(i),
+                                  "': missing; 8-bit activations need the input ranges `qgan calibrate` stores");
+      } else {
+        const float s = scale->values[0], zp = zero->values[0];
+        if (!(s > 0.0f) || !std::isfinite(s) || !(zp >= 0.0f && zp <= 255.0f) || zp != std::nearbyint(zp)) {
+          qgan::detail::throw_error(w.floats.source(), ": tensors '", input_scale_name(i), "' = ", s, " and '",
+                                    input_zero_point_name(i), "' = ", zp,
+                                    " are not an 8-bit range (scale > 0, zero point an integer in 0..255)");
+        }
+        ranges_[i] = {s, static_cast<std::int32_t>(zp)};
+      }
+      if (i > 0 && ranges_[i].zero_point != 0) {
+        qgan::detail::throw_error(w.floats.source(), ": layer ", name, " input follows a ReLU; its zero point must be 0, not ",
+                                  ranges_[i].zero_point);
+      }
+    }
+  }
+  // Everything the file holds must be used (or be bookkeeping), as the fp32 models require.
+  std::string unknown;
+  std::size_t count = 0;
+  const auto consider = [&](const std::string& name) {
+    if (used.count(name) != 0 || name.ends_with(".num_batches_tracked")) return;
+    if (count < 8) unknown += (unknown.empty() ? "'" : ", '") + name + "'";
+    ++count;
+  };
+  for (const auto& [name, tensor] : w.floats.tensors()) consider(name);
+  for (const auto& [name, type] : w.floats.others()) consider(name);
+  for (const auto& [name, tensor] : w.packed) consider(name);
+  if (count != 0) {
+    qgan::detail::throw_error(w.floats.source(), ": ", count, count == 1 ? " tensor" : " tensors",
+                              " the DCGAN generator does not use: ", unknown, count > 8 ? ", ..." : "",
+                              " (refusing to run a model that differs from the file)");
+  }
+}
+
+packed_generator packed_generator::load(const std::filesystem::path& path, packed::activation_path act, int threads) {
+  return packed_generator(load_packed_weights(path), act, threads);
+}
+
+qgan::nn::tensor4 packed_generator::operator()(const qgan::nn::tensor4& z) const {
+  if (z.dimension(1) != nz_ || z.dimension(2) != 1 || z.dimension(3) != 1) {
+    qgan::detail::throw_error("generator: z has shape ", qgan::nn::detail::dims_string(z), ", expected [N,", nz_, ",1,1]");
+  }
+  const auto n = static_cast<std::size_t>(z.dimension(0));
+  const std::span<const float> latent(z.data(), static_cast<std::size_t>(z.size()));
+  packed::f32_activations image;
+  if (path_ == packed::activation_path::int8) {
+    packed::u8_activations x = packed::quantize_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1, ranges_[0],
+                                                     layers_[0].weights.row_tiles);
+    for (std::size_t i = 0; i + 1 < generator_layers; ++i) {
+      packed::u8_activations y;
+      y.scale = ranges_[i + 1].scale;
+      y.zero_point = ranges_[i + 1].zero_point;
+      y.planar = layers_[i + 1].weights.row_tiles;
+      packed::forward(layers_[i], x, y, *pool_);
+      x = std::move(y);
+    }
+    packed::forward(layers_.back(), x, image, false, *pool_);
+  } else {
+    packed::f32_activations x = packed::from_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1);
+    for (std::size_t i = 0; i + 1 < generator_layers; ++i) {
+      packed::f32_activations y;
+      packed::forward(layers_[i], x, y, true, *pool_);
+      x = std::move(y);
+    }
+    packed::forward(layers_.back(), x, image, false, *pool_);
+  }
+  qgan::nn::tensor4 out(static_cast<Eigen::Index>(n), 1, static_cast<Eigen::Index>(image.height),
+                        static_cast<Eigen::Index>(image.width));
+  const std::vector<float> nchw = packed::to_nchw(image);
+  std::transform(nchw.begin(), nchw.end(), out.data(), [](float v) { return std::tanh(v); });
+  return out;
+}
+
+std::array<std::vector<float>, generator_layers> packed_generator::layer_inputs(const qgan::nn::tensor4& z) const {
+  if (path_ != packed::activation_path::fp32) qgan::detail::throw_error("layer_inputs: runs the fp32 path only");
+  std::array<std::vector<float>, generator_layers> inputs;
+  const auto n = static_cast<std::size_t>(z.dimension(0));
+  packed::f32_activations x = packed::from_nchw(std::span<const float>(z.data(), static_cast<std::size_t>(z.size())), n,
+                                                static_cast<std::size_t>(nz_), 1, 1);
+  for (std::size_t i = 0; i < generator_layers; ++i) {
+    inputs[i] = packed::to_nchw(x);
+    if (i + 1 == generator_layers) break;
+    packed::f32_activations y;
+    packed::forward(layers_[i], x, y, true, *pool_);
+    x = std::move(y);
+  }
+  return inputs;
+}
+
+std::size_t packed_generator::weight_bytes() const {
+  std::size_t bytes = 0;
+  for (const auto& l : layers_) {
+    bytes += l.weights.codes.size() + l.weights.row_codes.size() + l.weights.floats.size() * sizeof(float) +
+             l.weights.code_sums.size() * sizeof(std::int32_t) + (l.weights.alpha.size() + l.weights.beta.size()) * sizeof(float);
+  }
+  return bytes;
+}
+
+activation_ranges calibrate_ranges(const packed_generator& G, std::size_t samples, std::uint64_t seed) {
+  if (samples == 0) qgan::detail::throw_error("calibrate: needs at least one sample");
+  const auto nz = static_cast<std::size_t>(G.nz());
+  const std::vector<float> z = normal_latents(samples * nz, seed);
+  std::array<std::vector<float>, generator_layers> values;
+  constexpr std::size_t batch = 256;
+  for (std::size_t first = 0; first < samples; first += batch) {
+    const std::size_t count = std::min(batch, samples - first);
+    qgan::nn::tensor4 zb(static_cast<Eigen::Index>(count), G.nz(), 1, 1);
+    std::copy(z.begin() + static_cast<std::ptrdiff_t>(first * nz), z.begin() + static_cast<std::ptrdiff_t>((first + count) * nz),
+              zb.data());
+    const auto inputs = G.layer_inputs(zb);
+    for (std::size_t i = 0; i < generator_layers; ++i) values[i].insert(values[i].end(), inputs[i].begin(), inputs[i].end());
+  }
+  activation_ranges ranges{};
+  for (std::size_t i = 0; i < generator_layers; ++i) {
+    std::vector<float>& v = values[i];
+    for (float& x : v) {
+      if (!std::isfinite(x)) qgan::detail::throw_error("calibrate: layer ", i + 1, " input is not finite");
+      x = std::abs(x);
+    }
+    // The 99.99th percentile: the sample maximum grows with the sample count, this does not.
+    const std::size_t rank = std::min(v.size() - 1, static_cast<std::size_t>(0.9999 * static_cast<double>(v.size())));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rank), v.end());
+    const float clip = std::max(v[rank], 1e-6f);
+    ranges[i] = i == 0 ? packed::range_for(-clip, clip) : packed::range_for(0.0f, clip);
+  }
+  return ranges;
+}
+
+void store_ranges(qgan::io::qgan_model& model, const activation_ranges& ranges) {
+  for (std::size_t i = 0; i < generator_layers; ++i) {
+    for (const auto& [name, value] : {std::pair{input_scale_name(i), ranges[i].scale},
+                                      std::pair{input_zero_point_name(i), static_cast<float>(ranges[i].zero_point)}}) {
+      std::erase_if(model.tensors, [&](const qgan::io::qgan_entry& e) { return e.name == name; });
+      model.tensors.push_back({name, qgan::io::float_tensor{{1}, {value}}});
+    }
+  }
+}
+
+}  // namespace dcgan

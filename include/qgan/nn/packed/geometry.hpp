@@ -1,0 +1,176 @@
+// Where every output of a convolution gets its inputs, computed once per input size. A
+// convolution, a transposed convolution and a linear layer are all described the same
+// way: per output phase, a set of kernel taps and, for each output position of the phase,
+// the input pixel each tap reads (or none, past the border).
+//
+// Transposed convolution, stride s: output o receives tap k from input i where
+// o = i*s - pad + k*dilation. For a fixed phase r = (o + pad) mod s only the taps with
+// k*dilation = r (mod s) can reach o, and each reads i = (o + pad - k*dilation) / s. So
+// the layer splits into s*s dense sub-convolutions (one per (row, column) phase); no
+// multiply touches an inserted zero and every output is written once. For k = 4, s = 2,
+// pad = 1: even outputs 2m take taps {1, 3} from input rows {m, m-1}, odd outputs taps
+// {0, 2} from rows {m+1, m}; a border output has one valid tap in that dimension. With
+// dilation, or k not a multiple of s, phases have unequal tap counts (maybe none: such an
+// output is its bias alone). A convolution is the case of one phase holding every tap.
+//
+// Positions of a phase are ordered by which taps are valid for them, so consecutive
+// positions (one compute tile) mostly share their taps: interior positions come first,
+// then each border pattern. That keeps the multiplies on real inputs: the first DCGAN
+// layer (1x1 input, stride 1) has 16 taps but each output reads exactly one of them.
+#pragma once
+
+#include "qgan/core/isa_namespace.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "qgan/core/error.hpp"
+
+namespace qgan::nn::packed {
+
+/// One spatial dimension's phases: the taps each uses and the input each tap reads.
+struct axis_phase {
+  std::vector<int> taps;     ///< kernel indices, ascending
+  std::vector<int> outputs;  ///< output coordinates, ascending
+  std::vector<int> inputs;   ///< [output index][tap index]: input coordinate, -1 past the border
+};
+
+/// How a layer maps onto its input along one axis.
+struct axis_spec {
+  int kernel = 1;
+  int stride = 1;
+  int pad = 0;
+  int dilation = 1;
+  int output_pad = 0;  ///< transposed only
+};
+
+/// A 2-D output phase: the product of one row phase and one column phase.
+struct phase_plan {
+  std::vector<int> tap_rows, tap_cols;  ///< kernel (ki, kj) of tap t = (tap_rows[t], tap_cols[t])
+  /// Output positions (oh, ow) in row-major order.
+  std::vector<std::int32_t> out_rows, out_cols;
+  /// The positions again, ordered so that those with the same valid taps are adjacent
+  /// (interior first): the order channel tiles take them in.
+  std::vector<std::uint32_t> by_pattern;
+  /// [position][tap]: input pixel ih*width + iw, or -1 where the tap falls past the border.
+  std::vector<std::int32_t> pixels;
+  [[nodiscard]] std::size_t tap_count() const { return tap_rows.size(); }
+  [[nodiscard]] std::size_t position_count() const { return out_rows.size(); }
+  [[nodiscard]] const std::int32_t* pixels_of(std::size_t position) const {
+    return pixels.data() + position * tap_count();
+  }
+};
+
+struct layer_plan {
+  int in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  std::vector<phase_plan> phases;
+};
+
+namespace detail {
+QGAN_BEGIN_FUNCTIONS
+
+inline int floor_mod(int value, int modulus) {
+  const int r = value % modulus;
+  return r < 0 ? r + modulus : r;
+}
+
+inline std::vector<axis_phase> axis_phases(bool transposed, int in, int out, const axis_spec& a) {
+  std::vector<axis_phase> phases;
+  if (!transposed) {
+    axis_phase p;
+    p.taps.resize(static_cast<std::size_t>(a.kernel));
+    std::iota(p.taps.begin(), p.taps.end(), 0);
+    for (int o = 0; o < out; ++o) {
+      p.outputs.push_back(o);
+      for (const int k : p.taps) {
+        const int i = o * a.stride - a.pad + k * a.dilation;
+        p.inputs.push_back(i >= 0 && i < in ? i : -1);
+      }
+    }
+    phases.push_back(std::move(p));
+    return phases;
+  }
+  for (int r = 0; r < a.stride; ++r) {
+    axis_phase p;
+    for (int k = 0; k < a.kernel; ++k) {
+      if (floor_mod(k * a.dilation, a.stride) == r) p.taps.push_back(k);
+    }
+    for (int o = 0; o < out; ++o) {
+      if (floor_mod(o + a.pad, a.stride) != r) continue;
+      p.outputs.push_back(o);
+      for (const int k : p.taps) {
+        const int numerator = o + a.pad - k * a.dilation;  // a multiple of stride by the phase
+        const int i = numerator >= 0 ? numerator / a.stride : -1;
+        p.inputs.push_back(numerator >= 0 && i < in ? i : -1);
+      }
+    }
+    if (!p.outputs.empty()) phases.push_back(std::move(p));
+  }
+  return phases;
+}
+
+QGAN_END_FUNCTIONS
+}  // namespace detail
+
+QGAN_BEGIN_FUNCTIONS
+
+/// The plan of a layer for one input size; out_h and out_w as the layer computed them.
+inline layer_plan make_layer_plan(bool transposed, int in_h, int in_w, int out_h, int out_w,
+                                  const axis_spec& rows, const axis_spec& cols) {
+  layer_plan plan{in_h, in_w, out_h, out_w, {}};
+  const std::vector<axis_phase> row_phases = detail::axis_phases(transposed, in_h, out_h, rows);
+  const std::vector<axis_phase> col_phases = detail::axis_phases(transposed, in_w, out_w, cols);
+  for (const axis_phase& rp : row_phases) {
+    for (const axis_phase& cp : col_phases) {
+      phase_plan phase;
+      for (const int ki : rp.taps) {
+        for (const int kj : cp.taps) {
+          phase.tap_rows.push_back(ki);
+          phase.tap_cols.push_back(kj);
+        }
+      }
+      const std::size_t taps = phase.tap_count();
+      const std::size_t positions = rp.outputs.size() * cp.outputs.size();
+      std::vector<std::int32_t> pixels(positions * taps);
+      std::vector<std::vector<bool>> valid(positions, std::vector<bool>(taps));
+      for (std::size_t a = 0; a < rp.outputs.size(); ++a) {
+        for (std::size_t b = 0; b < cp.outputs.size(); ++b) {
+          const std::size_t position = a * cp.outputs.size() + b;
+          for (std::size_t ta = 0; ta < rp.taps.size(); ++ta) {
+            for (std::size_t tb = 0; tb < cp.taps.size(); ++tb) {
+              const int ih = rp.inputs[a * rp.taps.size() + ta];
+              const int iw = cp.inputs[b * cp.taps.size() + tb];
+              const std::size_t t = ta * cp.taps.size() + tb;
+              const bool inside = ih >= 0 && iw >= 0;
+              valid[position][t] = inside;
+              pixels[position * taps + t] = inside ? ih * in_w + iw : -1;
+            }
+          }
+        }
+      }
+      // Most valid taps first (interior), then by pattern, then in row-major order.
+      std::vector<std::size_t> order(positions);
+      std::iota(order.begin(), order.end(), std::size_t{0});
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+        const auto cx = std::count(valid[x].begin(), valid[x].end(), true);
+        const auto cy = std::count(valid[y].begin(), valid[y].end(), true);
+        if (cx != cy) return cx > cy;
+        return valid[x] > valid[y];
+      });
+      for (std::size_t position = 0; position < positions; ++position) {
+        phase.out_rows.push_back(rp.outputs[position / cp.outputs.size()]);
+        phase.out_cols.push_back(cp.outputs[position % cp.outputs.size()]);
+      }
+      for (const std::size_t position : order) phase.by_pattern.push_back(static_cast<std::uint32_t>(position));
+      phase.pixels = std::move(pixels);
+      plan.phases.push_back(std::move(phase));
+    }
+  }
+  return plan;
+}
+
+QGAN_END_FUNCTIONS
+}  // namespace qgan::nn::packed

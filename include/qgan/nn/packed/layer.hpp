@@ -1,0 +1,102 @@
+// Convolution, transposed convolution and linear layers that compute straight from k-bit
+// weight codes (qgan/nn/packed/packed_layer.hpp builds them). Math in
+// qgan/simd/conv_types.hpp, geometry in qgan/nn/packed/geometry.hpp.
+//
+// Weights are repacked once, at construction, from the file's canonical layout into the
+// layout of the path the layer runs, and stay k-bit:
+// - 8-bit activations, channel tiles: per group and block of 16 output channels, per
+//   kernel tap (ki, kj), chunks of 32 input channels in the kernels' bit-sliced layout
+//   (qgan/simd/conv_ref.hpp, chunk_code). 5-7-bit codes are widened to 8 (the 8-bit
+//   kernel, no offset); 8-bit codes are stored minus 128. Padding channels hold code 0.
+// - 8-bit activations, row tiles (fewer than 16 output channels per group): one signed
+//   byte per code, [group][output][tap][4-channel group][4] (at most 15 x K bytes).
+// - fp32 activations: per group and block of 16 outputs, [tap][input channel][16] codes,
+//   k-bit in the canonical bit order; each task decodes one block (to the codes as floats
+//   for uniform grids, to levels for codebooks) and runs all positions against it.
+// - fp32 weights (an unquantized model): [group][block][tap][channel][16] floats.
+// Forward passes are const and may run concurrently on one layer.
+#pragma once
+
+#include "qgan/core/isa_namespace.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <compare>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "qgan/nn/packed/activations.hpp"
+#include "qgan/nn/packed/geometry.hpp"
+
+namespace qgan::nn::packed {
+
+enum class layer_kind { convolution, transposed_convolution, linear };
+enum class activation_path { int8, fp32 };
+
+/// A layer's shape and options, PyTorch's semantics.
+struct layer_geometry {
+  layer_kind kind = layer_kind::convolution;
+  std::size_t in_channels = 0, out_channels = 0, groups = 1;
+  axis_spec rows{}, cols{};  ///< kernel extent, stride, padding, dilation, output padding
+};
+
+/// How an output channel's weights decode, after BatchNorm folding: per output channel o,
+/// y = gamma_o * conv(x) + shift_o where conv uses the stored weights.
+struct output_affine {
+  std::vector<float> gamma;  ///< 1 without BatchNorm
+  std::vector<float> shift;  ///< bias folded with BatchNorm
+};
+
+/// The weights of a layer in the layout of its path (see the file comment).
+struct layer_weights {
+  activation_path path = activation_path::fp32;
+  bool row_tiles = false;
+  int bits = 32;               ///< stored code width, 32 for fp32 weights
+  int storage_bits = 8;        ///< 1, 2, 3, 4 or 8 (8-bit activations)
+  std::int32_t code_offset = 0;
+  bool decode_as_codes = false;  ///< fp32 path: uniform grid, decode z itself
+  std::vector<std::uint8_t> codes;     ///< int8 channel tiles, or fp32 path bit-packed codes
+  std::vector<std::int8_t> row_codes;  ///< int8 row tiles
+  std::vector<float> floats;           ///< fp32 weights, or per-output level tables (codebooks)
+  std::vector<std::int32_t> code_sums;  ///< [group][block][tap][16]: sum over input channels of z
+  std::vector<float> alpha, beta;      ///< per output channel: uniform grid, before folding
+};
+
+/// Plans per input size, shared by concurrent forward passes.
+class plan_cache {
+ public:
+  std::shared_ptr<const layer_plan> find(std::size_t height, std::size_t width) const {
+    const std::lock_guard lock(mutex_);
+    const auto found = plans_.find({height, width});
+    return found == plans_.end() ? nullptr : found->second;
+  }
+  std::shared_ptr<const layer_plan> insert(std::size_t height, std::size_t width, std::shared_ptr<const layer_plan> plan) const {
+    const std::lock_guard lock(mutex_);
+    return plans_.emplace(std::pair{height, width}, std::move(plan)).first->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::map<std::pair<std::size_t, std::size_t>, std::shared_ptr<const layer_plan>> plans_;
+};
+
+/// A packed layer: what qgan/nn/packed/packed_layer.hpp builds and forward.hpp runs.
+struct layer {
+  std::string name;
+  layer_geometry geometry;
+  layer_weights weights;
+  output_affine affine;
+  std::size_t group_in = 0;   ///< input channels per group
+  std::size_t group_out = 0;  ///< output channels per group
+  std::size_t taps = 0;       ///< kernel rows x columns
+  std::size_t vectors = 0;    ///< 4-channel groups of a group's input channels
+  std::size_t chunks = 0;     ///< 32-channel chunks of them
+  std::size_t blocks = 0;     ///< 16-channel blocks of a group's output channels
+  std::shared_ptr<plan_cache> plans = std::make_shared<plan_cache>();
+};
+
+}  // namespace qgan::nn::packed

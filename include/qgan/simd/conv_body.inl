@@ -1,0 +1,257 @@
+// Packed-compute kernels of one instruction set (math in qgan/simd/conv_types.hpp). No
+// #include and no namespace (see reductions_body.inl).
+//
+// 8-bit activations: AVX-512 VNNI's vpdpbusd multiplies unsigned bytes (activations:
+// post-ReLU values, or the latent with its zero point) by signed bytes (codes: k <= 7 bits
+// as they are, 8-bit codes minus 128) and adds groups of 4 into int32 lanes, which cannot
+// overflow within the reduction lengths the layer allows. Channel tiles keep 16 output
+// channels in the lanes and broadcast 4 input channels of one position; row tiles keep 16
+// positions in the lanes (one masked load per tap when they are consecutive pixels, a
+// gather otherwise) and broadcast 4 codes of one output channel, for layers with few
+// output channels. Other sets run the scalar reference compiled with their flags.
+// fp32 activations: sums of decoded weights times activations, 16 channels x up to 8
+// positions, one multiply and one add per term in a fixed order on every set.
+
+template <class Arch>
+struct conv_kernels {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+  static constexpr bool vnni = true;
+
+  static __m512i broadcast_dword(const std::uint8_t* at) noexcept {
+    std::int32_t value;
+    std::memcpy(&value, at, sizeof value);
+    return _mm512_set1_epi32(value);
+  }
+
+  static __m512 int_output(__m512i acc, std::int32_t q_sum, std::int32_t count, __m512i z_sum,
+                           __m512 sa, __m512 sb, __m512 bias, const int_epilogue& e) noexcept {
+    __m512i a = _mm512_add_epi32(acc, _mm512_set1_epi32(e.code_offset * q_sum));
+    a = _mm512_sub_epi32(a, _mm512_mullo_epi32(_mm512_set1_epi32(e.zero_point), z_sum));
+    const __m512 b = _mm512_set1_ps(static_cast<float>(q_sum - e.zero_point * count));
+    return _mm512_fmadd_ps(sa, _mm512_cvtepi32_ps(a), _mm512_fmadd_ps(sb, b, bias));
+  }
+
+  static __m512i requantize(__m512 y, const tile_output& out) noexcept {
+    const __m512 scaled = _mm512_mul_ps(y, _mm512_set1_ps(out.inverse_scale));
+    __m512 r = _mm512_add_ps(_mm512_roundscale_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                             _mm512_set1_ps(static_cast<float>(out.zero_point)));
+    r = _mm512_max_ps(r, _mm512_setzero_ps());  // NaN -> 0, as the reference
+    r = _mm512_min_ps(r, _mm512_set1_ps(255.0f));
+    return _mm512_cvtps_epi32(r);
+  }
+
+  template <std::size_t P>
+  static void a8_channel_vnni(const a8_channel_tile& t) noexcept {
+    __m512i acc[P];
+    for (std::size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
+    const std::size_t bytes_per_chunk = chunk_bytes(t.storage_bits);
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const std::uint8_t* w = t.weights + t.taps[tap] * t.tap_bytes;
+      const std::uint8_t* const* in = t.inputs + tap * P;
+      for (std::size_t v0 = 0; v0 < t.vectors; v0 += 8) {
+        const std::uint8_t* chunk = w + (v0 / 8) * bytes_per_chunk;
+        const std::size_t count = t.vectors - v0 < 8 ? t.vectors - v0 : 8;
+        const auto step = [&](__m512i codes, std::size_t v) {
+          for (std::size_t p = 0; p < P; ++p) {
+            acc[p] = _mm512_dpbusd_epi32(acc[p], broadcast_dword(in[p] + 4 * (v0 + v)), codes);
+          }
+        };
+        switch (t.storage_bits) {
+          case 1: {
+            const __m512i block = _mm512_loadu_si512(chunk), one = _mm512_set1_epi8(1);
+            for (std::size_t v = 0; v < count; ++v) {
+              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(v)), one), v);
+            }
+            break;
+          }
+          case 2: {
+            const __m512i mask = _mm512_set1_epi8(3);
+            for (std::size_t v = 0; v < count; ++v) {
+              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 4));
+              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(2 * (v % 4))), mask), v);
+            }
+            break;
+          }
+          case 3: {
+            const __m512i low_mask = _mm512_set1_epi8(3), high_bit = _mm512_set1_epi8(4);
+            const __m512i high = _mm512_loadu_si512(chunk + 128);
+            for (std::size_t v = 0; v < count; ++v) {
+              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 4));
+              const __m512i low = _mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(2 * (v % 4))), low_mask);
+              // bit v of the high block to bit 2: shift left by 2 - v or right by v - 2.
+              const __m512i moved = v <= 2 ? _mm512_slli_epi16(high, static_cast<unsigned>(2 - v))
+                                           : _mm512_srli_epi16(high, static_cast<unsigned>(v - 2));
+              step(_mm512_or_si512(low, _mm512_and_si512(moved, high_bit)), v);
+            }
+            break;
+          }
+          case 4: {
+            const __m512i mask = _mm512_set1_epi8(15);
+            for (std::size_t v = 0; v < count; ++v) {
+              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 2));
+              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(4 * (v % 2))), mask), v);
+            }
+            break;
+          }
+          default:
+            for (std::size_t v = 0; v < count; ++v) step(_mm512_loadu_si512(chunk + 64 * v), v);
+        }
+      }
+    }
+    const __m512 sa = _mm512_loadu_ps(t.epilogue.alpha_scale), sb = _mm512_loadu_ps(t.epilogue.beta_scale);
+    const __m512 bias = _mm512_loadu_ps(t.epilogue.bias);
+    const auto lane_mask = static_cast<__mmask16>((1u << t.lanes) - 1u);
+    for (std::size_t p = 0; p < P; ++p) {
+      const __m512i z_sum = t.code_sums != nullptr ? _mm512_loadu_si512(t.code_sums + p * tile_lanes) : _mm512_setzero_si512();
+      const __m512 y = int_output(acc[p], t.input_sums[p], t.input_counts[p], z_sum, sa, sb, bias, t.epilogue);
+      if (t.output.to_u8) {
+        const __m128i bytes = _mm512_cvtepi32_epi8(requantize(y, t.output));
+        auto* out = static_cast<std::uint8_t*>(t.outputs[p]);
+        if (t.output.quad_stride == 4) {
+          _mm_mask_storeu_epi8(out, lane_mask, bytes);
+        } else {
+          alignas(16) std::uint8_t quads[16];
+          _mm_store_si128(reinterpret_cast<__m128i*>(quads), bytes);
+          for (std::size_t o = 0; o < t.lanes; ++o) out[(o / 4) * t.output.quad_stride + o % 4] = quads[o];
+        }
+      } else {
+        const __m512 stored = t.output.relu ? _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y) : y;
+        _mm512_mask_storeu_ps(t.outputs[p], lane_mask, stored);
+      }
+    }
+  }
+
+  template <std::size_t O>
+  static void a8_row_vnni(const a8_row_tile& t) noexcept {
+    __m512i acc[O];
+    for (std::size_t o = 0; o < O; ++o) acc[o] = _mm512_setzero_si512();
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const auto lanes_mask = static_cast<__mmask16>((1u << t.lanes) - 1u);
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const __m512i pixels = _mm512_loadu_si512(t.pixels + tap * 16);
+      const __mmask16 valid = _mm512_mask_cmpge_epi32_mask(lanes_mask, pixels, _mm512_setzero_si512());
+      if (valid == 0) continue;
+      const auto first_lane = static_cast<std::size_t>(__builtin_ctz(valid));
+      const std::int32_t base = t.pixels[tap * 16 + first_lane] - static_cast<std::int32_t>(first_lane);
+      const bool consecutive =
+          _mm512_mask_cmpeq_epi32_mask(valid, pixels, _mm512_add_epi32(iota, _mm512_set1_epi32(base))) == valid;
+      for (std::size_t v = 0; v < t.vectors; ++v) {
+        const std::uint8_t* plane = t.input + v * t.plane_bytes;
+        const __m512i x = consecutive
+                              ? _mm512_maskz_loadu_epi32(valid, plane + static_cast<std::ptrdiff_t>(base) * 4)
+                              : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, pixels, plane, 4);
+        for (std::size_t o = 0; o < O; ++o) {
+          const std::int8_t* w = t.weights + ((o * t.weight_tap_count + t.taps[tap]) * t.vectors + v) * 4;
+          acc[o] = _mm512_dpbusd_epi32(acc[o], x, broadcast_dword(reinterpret_cast<const std::uint8_t*>(w)));
+        }
+      }
+    }
+    const __m512i q_sum = _mm512_maskz_loadu_epi32(lanes_mask, t.input_sums);
+    const __m512i count = _mm512_maskz_loadu_epi32(lanes_mask, t.input_counts);
+    const int_epilogue& e = t.epilogue;
+    const __m512 b = _mm512_cvtepi32_ps(_mm512_sub_epi32(q_sum, _mm512_mullo_epi32(_mm512_set1_epi32(e.zero_point), count)));
+    for (std::size_t o = 0; o < O; ++o) {
+      __m512i a = _mm512_add_epi32(acc[o], _mm512_mullo_epi32(_mm512_set1_epi32(e.code_offset), q_sum));
+      if (t.code_sums != nullptr) {
+        a = _mm512_sub_epi32(a, _mm512_mullo_epi32(_mm512_set1_epi32(e.zero_point), _mm512_loadu_si512(t.code_sums + o * 16)));
+      }
+      const __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(e.alpha_scale[o]), _mm512_cvtepi32_ps(a),
+                                       _mm512_fmadd_ps(_mm512_set1_ps(e.beta_scale[o]), b, _mm512_set1_ps(e.bias[o])));
+      if (t.output.to_u8) {
+        alignas(64) std::int32_t q[16];
+        _mm512_store_si512(q, requantize(y, t.output));
+        for (std::size_t lane = 0; lane < t.lanes; ++lane) {
+          static_cast<std::uint8_t*>(t.outputs[lane])[o * t.output_stride] = static_cast<std::uint8_t>(q[lane]);
+        }
+      } else {
+        alignas(64) float values[16];
+        _mm512_store_ps(values, y);
+        for (std::size_t lane = 0; lane < t.lanes; ++lane) {
+          const float value = t.output.relu && values[lane] < 0.0f ? 0.0f : values[lane];
+          static_cast<float*>(t.outputs[lane])[o * t.output_stride] = value;
+        }
+      }
+    }
+  }
+#else
+  static constexpr bool vnni = false;
+#endif
+
+  static void a8_channel(const a8_channel_tile& t) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+    switch (t.positions) {
+      case 1: a8_channel_vnni<1>(t); return;
+      case 2: a8_channel_vnni<2>(t); return;
+      case 3: a8_channel_vnni<3>(t); return;
+      case 4: a8_channel_vnni<4>(t); return;
+      case 5: a8_channel_vnni<5>(t); return;
+      case 6: a8_channel_vnni<6>(t); return;
+      case 7: a8_channel_vnni<7>(t); return;
+      default: a8_channel_vnni<8>(t); return;
+    }
+#else
+    conv_ref::a8_channel_tile_ref<Arch>(t);
+#endif
+  }
+
+  static void a8_row(const a8_row_tile& t) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+    switch (t.output_count) {
+      case 1: a8_row_vnni<1>(t); return;
+      case 2: a8_row_vnni<2>(t); return;
+      case 3: a8_row_vnni<3>(t); return;
+      default: a8_row_vnni<4>(t); return;
+    }
+#else
+    conv_ref::a8_row_tile_ref<Arch>(t);
+#endif
+  }
+
+  template <std::size_t P>
+  static void f32_channel_positions(const f32_channel_tile& t) noexcept {
+    using batch = xsimd::batch<float, Arch>;
+    constexpr std::size_t width = batch::size < tile_lanes ? batch::size : tile_lanes;
+    constexpr std::size_t registers = tile_lanes / width;
+    batch acc[P][registers];
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t r = 0; r < registers; ++r) acc[p][r] = batch(0.0f);
+    }
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const float* w = t.weights + t.taps[tap] * t.channels * tile_lanes;
+      const float* const* in = t.inputs + tap * P;
+      for (std::size_t c = 0; c < t.channels; ++c) {
+        batch codes[registers];
+        for (std::size_t r = 0; r < registers; ++r) codes[r] = batch::load_unaligned(w + c * tile_lanes + r * width);
+        for (std::size_t p = 0; p < P; ++p) {
+          const batch x(in[p][c]);
+          for (std::size_t r = 0; r < registers; ++r) acc[p][r] = acc[p][r] + x * codes[r];
+        }
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      alignas(64) float sums[tile_lanes];
+      for (std::size_t r = 0; r < registers; ++r) acc[p][r].store_aligned(sums + r * width);
+      for (std::size_t o = 0; o < t.lanes; ++o) {
+        const float y = std::fma(t.scale[o], sums[o], std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
+        t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+      }
+    }
+  }
+
+  static void f32_channel(const f32_channel_tile& t) noexcept {
+    if constexpr (xsimd::batch<float, Arch>::size > tile_lanes || tile_lanes % xsimd::batch<float, Arch>::size != 0) {
+      conv_ref::f32_channel_tile_ref<Arch>(t);
+    } else {
+      switch (t.positions) {
+        case 1: f32_channel_positions<1>(t); return;
+        case 2: f32_channel_positions<2>(t); return;
+        case 3: f32_channel_positions<3>(t); return;
+        case 4: f32_channel_positions<4>(t); return;
+        case 5: f32_channel_positions<5>(t); return;
+        case 6: f32_channel_positions<6>(t); return;
+        case 7: f32_channel_positions<7>(t); return;
+        default: f32_channel_positions<8>(t); return;
+      }
+    }
+  }
+};

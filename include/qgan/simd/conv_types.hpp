@@ -1,0 +1,117 @@
+// What the packed-compute kernels (qgan/simd/conv_body.inl, references in
+// qgan/simd/conv_ref.hpp) take: one tile of a convolution phase, and the epilogue that
+// turns its integer or float sums into outputs. Plain types, no xsimd.
+//
+// The math, per output channel o with a uniform grid w = alpha_o*z + beta_o (BatchNorm
+// folded into alpha_o, beta_o and the bias) and 8-bit activations x = s*(q - zp):
+//   y = s*alpha_o*(sum(z*q) - zp*sum(z)) + s*beta_o*(sum(q) - zp*n) + bias_o,
+// every sum over the (tap, input channel) pairs that reach the output (n counts them):
+// taps past the border are left out, not padded with zp. The kernels compute
+// acc = sum((z - offset)*q) (offset 128 for 8-bit codes, so they fit a signed byte; 0
+// below), and the epilogue adds offset*sum(q) back:
+//   A = acc + offset*Q - zp*Z,  B = Q - zp*n,  y = fma(sa_o, A, fma(sb_o, B, bias_o))
+// with Q = sum(q), Z = sum(z), sa_o = s*alpha_o, sb_o = s*beta_o. A and B are exact int32
+// (the layer bounds the reduction length), converted to float once; fma is the correctly
+// rounded one on every set, so every kernel set gives the same bits.
+//
+// With fp32 activations the kernels sum w*x over decoded weights (levels, so codebook
+// policies run too) in a fixed order, one multiply and one add per term (no fusing), and
+// y = fma(scale_o, sum, fma(beta_o, sum(x), bias_o)): the same bits on every set as well.
+// Uniform grids decode to the codes z themselves (scale_o = alpha_o, beta_o as it is, one
+// conversion per weight); codebooks and fp32 weights to their values (beta_o = 0).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qgan::simd {
+
+/// Output channels one channel-vector tile computes (one AVX-512 register of int32).
+inline constexpr std::size_t tile_lanes = 16;
+/// Most positions one channel-vector tile holds (accumulator registers).
+inline constexpr std::size_t tile_positions = 8;
+/// Most output channels one row tile computes at a time.
+inline constexpr std::size_t row_tile_outputs = 4;
+
+/// Bytes one chunk of 32 input channels x 16 output channels takes at a storage width.
+constexpr std::size_t chunk_bytes(int storage_bits) noexcept { return 64 * static_cast<std::size_t>(storage_bits); }
+
+/// Where a tile's outputs go.
+struct tile_output {
+  bool to_u8 = false;            ///< requantize to u8 (else store float)
+  bool relu = false;             ///< float outputs only; u8 outputs clamp at zp (ReLU for zp = 0)
+  float inverse_scale = 1.0f;    ///< u8: q = clamp(round_half_even(y * inverse_scale) + zero_point, 0, 255)
+  std::int32_t zero_point = 0;
+  std::size_t quad_stride = 4;   ///< u8, channel tiles: bytes between consecutive 4-channel quads
+};
+
+/// The integer epilogue's per-channel terms (tile_lanes of each, zero past the layer's channels).
+struct int_epilogue {
+  const float* alpha_scale;      ///< sa_o
+  const float* beta_scale;       ///< sb_o
+  const float* bias;
+  std::int32_t code_offset;      ///< 128 for 8-bit codes, else 0
+  std::int32_t zero_point;       ///< of the input
+};
+
+/// A channel-vector tile: 16 output channels x up to tile_positions positions, weights in
+/// the chunk layout (qgan/nn/packed/weight_layout.hpp), activations u8 channel-last.
+struct a8_channel_tile {
+  const std::uint8_t* weights;        ///< the output block's tap 0
+  std::size_t tap_bytes;              ///< bytes per tap
+  const std::uint16_t* taps;          ///< which taps to run
+  std::size_t tap_count;
+  const std::uint8_t* const* inputs;  ///< [tap][position]: the position's input pixel, channel 0
+  std::size_t positions;
+  std::size_t vectors;                ///< 4-channel groups per tap
+  int storage_bits;                   ///< 1, 2, 3, 4 or 8
+  const std::int32_t* input_sums;     ///< [position] Q
+  const std::int32_t* input_counts;   ///< [position] n
+  const std::int32_t* code_sums;      ///< [position][16] Z; null when the input zp is 0
+  int_epilogue epilogue;
+  std::size_t lanes;                  ///< output channels in this block that exist
+  void* const* outputs;               ///< [position]: where output channel 0 of the block goes
+  tile_output output;
+};
+
+/// A row tile: up to 16 positions in lanes (consecutive positions of one phase), up to
+/// row_tile_outputs output channels, activations u8 in 4-channel planes (n, c/4, h, w, 4).
+struct a8_row_tile {
+  const std::int8_t* weights;         ///< [output][kernel tap][vector] 4 codes each, offset applied
+  std::size_t weight_tap_count;       ///< kernel taps per output in weights
+  std::size_t output_count;           ///< 1..row_tile_outputs
+  const std::uint16_t* taps;          ///< [tap]: the kernel tap
+  const std::int32_t* pixels;         ///< [tap][16]: input pixel of each lane, -1 past the border
+  std::size_t tap_count;
+  const std::uint8_t* input;          ///< the image's first plane
+  std::size_t plane_bytes;            ///< bytes per 4-channel plane (h*w*4)
+  std::size_t vectors;                ///< 4-channel planes
+  std::size_t lanes;                  ///< positions, 1..16
+  const std::int32_t* input_sums;     ///< [lane] Q
+  const std::int32_t* input_counts;   ///< [lane] n
+  const std::int32_t* code_sums;      ///< [output][16] Z; null when the input zp is 0
+  int_epilogue epilogue;              ///< indexed by output
+  void* const* outputs;               ///< [lane]: where output 0 of this tile goes
+  std::size_t output_stride;          ///< elements between consecutive outputs at one position
+  tile_output output;
+};
+
+/// An fp32 channel-vector tile: decoded weights [tap][channel][16], activations float
+/// channel-last.
+struct f32_channel_tile {
+  const float* weights;
+  std::size_t channels;
+  const std::uint16_t* taps;
+  std::size_t tap_count;
+  const float* const* inputs;         ///< [tap][position]
+  std::size_t positions;
+  const float* input_sums;            ///< [position] sum of the inputs it reads
+  const float* scale;                 ///< [16]: y = fma(scale, sum, fma(beta_scale, input_sum, bias))
+  const float* beta_scale;            ///< [16]
+  const float* bias;                  ///< [16]
+  std::size_t lanes;
+  float* const* outputs;              ///< [position]
+  bool relu;
+};
+
+}  // namespace qgan::simd

@@ -1,0 +1,175 @@
+// Checks of one kernel set's packed-compute tiles (qgan/simd/conv_types.hpp) against the
+// scalar references, bit for bit: random tiles of every storage width, 1..8 positions,
+// 1..16 live lanes, odd channel counts, taps skipped, zero points 0 and not, u8 outputs
+// channel-last and planar, float outputs with and without ReLU; row tiles with
+// consecutive and scattered pixels and border lanes; fp32 tiles.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "qgan/simd/conv_ref.hpp"
+#include "qgan/simd/tables.hpp"
+
+namespace qgan::test {
+
+inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
+  using namespace qgan::simd;
+  std::mt19937 rng(7);
+  const auto uniform = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); };
+  for (int round = 0; round < 400; ++round) {
+    const int storage_bits = std::vector<int>{1, 2, 3, 4, 8}[static_cast<std::size_t>(round % 5)];
+    const auto positions = static_cast<std::size_t>(uniform(1, 8));
+    const auto lanes = static_cast<std::size_t>(uniform(1, 16));
+    const auto vectors = static_cast<std::size_t>(uniform(1, 20));
+    const auto kernel_taps = static_cast<std::size_t>(uniform(1, 6));
+    const std::size_t chunks = (vectors + 7) / 8, tap_bytes = chunks * chunk_bytes(storage_bits);
+    std::vector<std::uint8_t> weights(kernel_taps * tap_bytes);
+    for (auto& b : weights) b = static_cast<std::uint8_t>(uniform(0, 255));
+    std::vector<std::uint16_t> taps;
+    for (std::size_t t = 0; t < kernel_taps; ++t) {
+      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
+    }
+    std::vector<std::uint8_t> pixels(positions * taps.size() * (vectors * 4 + 8) + 64);
+    for (auto& b : pixels) b = static_cast<std::uint8_t>(uniform(0, 255));
+    std::vector<const std::uint8_t*> inputs(std::max<std::size_t>(taps.size(), 1) * positions, pixels.data());
+    for (std::size_t i = 0; i < taps.size() * positions; ++i) inputs[i] = pixels.data() + i * (vectors * 4 + 8) + static_cast<std::size_t>(uniform(0, 7));
+    std::vector<std::int32_t> q_sums(positions), counts(positions), code_sums(positions * 16);
+    for (auto& v : q_sums) v = uniform(0, 100000);
+    for (auto& v : counts) v = uniform(0, 400);
+    for (auto& v : code_sums) v = uniform(0, 5000);
+    const std::int32_t zero_point = uniform(0, 1) != 0 ? uniform(1, 255) : 0;
+    alignas(64) float sa[16], sb[16], bias[16];
+    for (int o = 0; o < 16; ++o) {
+      sa[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
+      sb[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
+      bias[o] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    }
+    tile_output output;
+    output.to_u8 = round % 3 != 0;
+    output.relu = round % 2 == 0;
+    output.inverse_scale = std::uniform_real_distribution<float>(0.5f, 40.0f)(rng);
+    output.zero_point = uniform(0, 1) != 0 ? uniform(0, 255) : 0;
+    output.quad_stride = round % 4 == 1 ? 4 : 4 + 4 * static_cast<std::size_t>(uniform(1, 9));
+    const std::size_t region = output.to_u8 ? 4 * output.quad_stride + 16 : 16 * sizeof(float);
+    std::vector<std::uint8_t> simd_out(positions * region, 0xCD), ref_out(positions * region, 0xCD);
+    std::vector<void*> simd_ptrs(positions), ref_ptrs(positions);
+    for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * region, ref_ptrs[p] = ref_out.data() + p * region;
+    a8_channel_tile tile{weights.data(), tap_bytes, taps.data(), taps.size(), inputs.data(), positions, vectors,
+                         storage_bits, q_sums.data(), counts.data(), zero_point != 0 ? code_sums.data() : nullptr,
+                         {sa, sb, bias, storage_bits == 8 ? 128 : 0, zero_point}, lanes, simd_ptrs.data(), output};
+    kernels.conv.a8_channel(tile);
+    tile.outputs = ref_ptrs.data();
+    conv_ref::a8_channel_tile_ref(tile);
+    INFO("set " << kernels.name << ", round " << round << ", storage bits " << storage_bits << ", positions " << positions
+                << ", lanes " << lanes << ", vectors " << vectors << ", taps " << taps.size() << ", u8 " << output.to_u8);
+    REQUIRE(simd_out == ref_out);
+  }
+}
+
+inline void check_a8_row_tiles(const qgan::simd::kernel_set& kernels) {
+  using namespace qgan::simd;
+  std::mt19937 rng(11);
+  const auto uniform = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); };
+  for (int round = 0; round < 300; ++round) {
+    const auto outputs = static_cast<std::size_t>(uniform(1, 4));
+    const auto lanes = static_cast<std::size_t>(uniform(1, 16));
+    const auto vectors = static_cast<std::size_t>(uniform(1, 9));
+    const auto kernel_taps = static_cast<std::size_t>(uniform(1, 9));
+    const std::size_t height = 6, width = 20, plane = height * width * 4;
+    std::vector<std::uint8_t> input(plane * vectors + 64);
+    for (auto& b : input) b = static_cast<std::uint8_t>(uniform(0, 255));
+    std::vector<std::int8_t> weights(outputs * kernel_taps * vectors * 4);
+    for (auto& b : weights) b = static_cast<std::int8_t>(uniform(-128, 127));
+    std::vector<std::uint16_t> taps;
+    std::vector<std::int32_t> pixels;
+    for (std::size_t t = 0; t < kernel_taps; ++t) {
+      if (uniform(0, 2) == 0) continue;
+      taps.push_back(static_cast<std::uint16_t>(t));
+      const bool consecutive = uniform(0, 2) != 0;
+      const int start = uniform(-1, static_cast<int>(height * width) - 17);
+      for (std::size_t lane = 0; lane < 16; ++lane) {
+        int pixel = consecutive ? start + static_cast<int>(lane) : uniform(0, static_cast<int>(height * width) - 1);
+        if (uniform(0, 5) == 0 || pixel < 0) pixel = -1;
+        pixels.push_back(pixel);
+      }
+    }
+    std::vector<std::int32_t> q_sums(16), counts(16), code_sums(outputs * 16);
+    for (auto& v : q_sums) v = uniform(0, 100000);
+    for (auto& v : counts) v = uniform(0, 400);
+    for (auto& v : code_sums) v = uniform(-5000, 5000);
+    const std::int32_t zero_point = uniform(0, 1) != 0 ? uniform(1, 255) : 0;
+    alignas(64) float sa[4], sb[4], bias[4];
+    for (int o = 0; o < 4; ++o) {
+      sa[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
+      sb[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
+      bias[o] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    }
+    tile_output output;
+    output.to_u8 = round % 2 == 0;
+    output.relu = round % 3 == 0;
+    output.inverse_scale = std::uniform_real_distribution<float>(0.5f, 40.0f)(rng);
+    output.zero_point = uniform(0, 1) != 0 ? uniform(0, 255) : 0;
+    const std::size_t region = 4 * sizeof(float);
+    std::vector<std::uint8_t> simd_out(16 * region, 0xCD), ref_out(16 * region, 0xCD);
+    std::vector<void*> simd_ptrs(16), ref_ptrs(16);
+    for (std::size_t p = 0; p < 16; ++p) simd_ptrs[p] = simd_out.data() + p * region, ref_ptrs[p] = ref_out.data() + p * region;
+    a8_row_tile tile{weights.data(), kernel_taps, outputs, taps.data(), pixels.data(), taps.size(), input.data(), plane, vectors,
+                     lanes, q_sums.data(), counts.data(), zero_point != 0 ? code_sums.data() : nullptr,
+                     {sa, sb, bias, round % 5 == 0 ? 128 : 0, zero_point}, simd_ptrs.data(), 1, output};
+    kernels.conv.a8_row(tile);
+    tile.outputs = ref_ptrs.data();
+    conv_ref::a8_row_tile_ref(tile);
+    INFO("set " << kernels.name << ", round " << round << ", outputs " << outputs << ", lanes " << lanes << ", vectors " << vectors);
+    REQUIRE(simd_out == ref_out);
+  }
+}
+
+inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
+  using namespace qgan::simd;
+  std::mt19937 rng(13);
+  const auto uniform = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); };
+  std::normal_distribution<float> normal;
+  for (int round = 0; round < 200; ++round) {
+    const auto positions = static_cast<std::size_t>(uniform(1, 8));
+    const auto lanes = static_cast<std::size_t>(uniform(1, 16));
+    const auto channels = static_cast<std::size_t>(uniform(1, 70));
+    const auto kernel_taps = static_cast<std::size_t>(uniform(1, 5));
+    std::vector<float> weights(kernel_taps * channels * 16);
+    for (auto& w : weights) w = normal(rng);
+    std::vector<std::uint16_t> taps;
+    for (std::size_t t = 0; t < kernel_taps; ++t) {
+      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
+    }
+    std::vector<float> x(std::max<std::size_t>(taps.size(), 1) * positions * channels);
+    for (auto& v : x) v = normal(rng);
+    std::vector<const float*> inputs(std::max<std::size_t>(taps.size(), 1) * positions);
+    for (std::size_t i = 0; i < inputs.size(); ++i) inputs[i] = x.data() + i * channels;
+    std::vector<float> input_sums(positions), scale(16), beta(16), bias(16);
+    for (auto* v : {&input_sums, &scale, &beta, &bias}) {
+      for (auto& f : *v) f = normal(rng);
+    }
+    std::vector<float> simd_out(positions * 16, -7.0f), ref_out(positions * 16, -7.0f);
+    std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
+    for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * 16, ref_ptrs[p] = ref_out.data() + p * 16;
+    f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
+                          scale.data(), beta.data(), bias.data(), lanes, simd_ptrs.data(), round % 2 == 0};
+    kernels.conv.f32_channel(tile);
+    tile.outputs = ref_ptrs.data();
+    conv_ref::f32_channel_tile_ref(tile);
+    INFO("set " << kernels.name << ", round " << round << ", positions " << positions << ", channels " << channels);
+    REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), simd_out.size() * sizeof(float)) == 0);
+  }
+}
+
+inline void check_conv_tiles(const qgan::simd::kernel_set& kernels) {
+  check_a8_channel_tiles(kernels);
+  check_a8_row_tiles(kernels);
+  check_f32_channel_tiles(kernels);
+}
+
+}  // namespace qgan::test
