@@ -24,11 +24,13 @@ inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
   for (int round = 0; round < 400; ++round) {
     const int storage_bits = std::vector<int>{1, 2, 3, 4, 8}[static_cast<std::size_t>(round % 5)];
     const auto positions = static_cast<std::size_t>(uniform(1, 8));
+    const auto blocks = static_cast<std::size_t>(uniform(1, 5));
     const auto lanes = static_cast<std::size_t>(uniform(1, 16));
     const auto vectors = static_cast<std::size_t>(uniform(1, 20));
     const auto kernel_taps = static_cast<std::size_t>(uniform(1, 6));
     const std::size_t chunks = (vectors + 7) / 8, tap_bytes = chunks * chunk_bytes(storage_bits);
-    std::vector<std::uint8_t> weights(kernel_taps * tap_bytes);
+    const std::size_t block_bytes = kernel_taps * tap_bytes + 64 * static_cast<std::size_t>(uniform(0, 1));
+    std::vector<std::uint8_t> weights(blocks * block_bytes);
     for (auto& b : weights) b = static_cast<std::uint8_t>(uniform(0, 255));
     std::vector<std::uint16_t> taps;
     for (std::size_t t = 0; t < kernel_taps; ++t) {
@@ -38,13 +40,13 @@ inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
     for (auto& b : pixels) b = static_cast<std::uint8_t>(uniform(0, 255));
     std::vector<const std::uint8_t*> inputs(std::max<std::size_t>(taps.size(), 1) * positions, pixels.data());
     for (std::size_t i = 0; i < taps.size() * positions; ++i) inputs[i] = pixels.data() + i * (vectors * 4 + 8) + static_cast<std::size_t>(uniform(0, 7));
-    std::vector<std::int32_t> q_sums(positions), counts(positions), code_sums(positions * 16);
+    std::vector<std::int32_t> q_sums(positions), counts(positions), code_sums(blocks * positions * 16);
     for (auto& v : q_sums) v = uniform(0, 100000);
     for (auto& v : counts) v = uniform(0, 400);
     for (auto& v : code_sums) v = uniform(0, 5000);
     const std::int32_t zero_point = uniform(0, 1) != 0 ? uniform(1, 255) : 0;
-    alignas(64) float sa[16], sb[16], bias[16];
-    for (int o = 0; o < 16; ++o) {
+    std::vector<float> sa(blocks * 16), sb(blocks * 16), bias(blocks * 16);
+    for (std::size_t o = 0; o < blocks * 16; ++o) {
       sa[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
       sb[o] = std::uniform_real_distribution<float>(-1e-3f, 1e-3f)(rng);
       bias[o] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
@@ -55,18 +57,23 @@ inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
     output.inverse_scale = std::uniform_real_distribution<float>(0.5f, 40.0f)(rng);
     output.zero_point = uniform(0, 1) != 0 ? uniform(0, 255) : 0;
     output.quad_stride = round % 4 == 1 ? 4 : 4 + 4 * static_cast<std::size_t>(uniform(1, 9));
-    const std::size_t region = output.to_u8 ? 4 * output.quad_stride + 16 : 16 * sizeof(float);
+    const std::size_t block_region = output.to_u8 ? 4 * output.quad_stride + 16 : 16 * sizeof(float);
+    const std::size_t region = blocks * block_region;
     std::vector<std::uint8_t> simd_out(positions * region, 0xCD), ref_out(positions * region, 0xCD);
     std::vector<void*> simd_ptrs(positions), ref_ptrs(positions);
     for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * region, ref_ptrs[p] = ref_out.data() + p * region;
     a8_channel_tile tile{weights.data(), tap_bytes, taps.data(), taps.size(), inputs.data(), positions, vectors,
                          storage_bits, q_sums.data(), counts.data(), zero_point != 0 ? code_sums.data() : nullptr,
-                         {sa, sb, bias, storage_bits == 8 ? 128 : 0, zero_point}, lanes, simd_ptrs.data(), output};
+                         {sa.data(), sb.data(), bias.data(), storage_bits == 8 ? 128 : 0, zero_point}, lanes, simd_ptrs.data(), output};
+    tile.blocks = blocks;
+    tile.block_bytes = block_bytes;
+    tile.block_output_bytes = block_region;
+    tile.terms_stride = 16;
     kernels.conv.a8_channel(tile);
     tile.outputs = ref_ptrs.data();
     conv_ref::a8_channel_tile_ref(tile);
     INFO("set " << kernels.name << ", round " << round << ", storage bits " << storage_bits << ", positions " << positions
-                << ", lanes " << lanes << ", vectors " << vectors << ", taps " << taps.size() << ", u8 " << output.to_u8);
+                << ", blocks " << blocks << ", lanes " << lanes << ", vectors " << vectors << ", taps " << taps.size() << ", u8 " << output.to_u8);
     REQUIRE(simd_out == ref_out);
   }
 }

@@ -22,7 +22,9 @@ class thread_pool {
   /// threads counts the caller: 1 runs everything on the calling thread.
   explicit thread_pool(int threads = 1) {
     const int helpers = threads > 1 ? threads - 1 : 0;
-    for (int i = 0; i < helpers; ++i) workers_.emplace_back([this] { work(); });
+    // Workers start from generation 0, not from whatever they read when they first run:
+    // a job may begin before a new thread gets that far, and it must take part in it.
+    for (int i = 0; i < helpers; ++i) workers_.emplace_back([this] { work(0); });
   }
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
@@ -69,8 +71,7 @@ class thread_pool {
     }
   }
 
-  void work() {
-    unsigned seen = generation_.load();
+  void work(unsigned seen) {
     for (;;) {
       // Spin about 200 microseconds for the next job before sleeping.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(200);

@@ -40,85 +40,128 @@ struct conv_kernels {
     return _mm512_cvtps_epi32(r);
   }
 
+  // Codes of vector u (0..7) of a chunk at storage width Bits (layout: conv_ref.hpp).
+  template <int Bits>
+  static __m512i chunk_vector(const std::uint8_t* chunk, std::size_t u) noexcept {
+    if constexpr (Bits == 1) {
+      return _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(chunk), static_cast<unsigned>(u)), _mm512_set1_epi8(1));
+    } else if constexpr (Bits == 2) {
+      return _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(chunk + 64 * (u / 4)), static_cast<unsigned>(2 * (u % 4))),
+                              _mm512_set1_epi8(3));
+    } else if constexpr (Bits == 3) {
+      const __m512i low = _mm512_and_si512(
+          _mm512_srli_epi16(_mm512_loadu_si512(chunk + 64 * (u / 4)), static_cast<unsigned>(2 * (u % 4))), _mm512_set1_epi8(3));
+      const __m512i high = _mm512_loadu_si512(chunk + 128);
+      // bit u of the high block to bit 2: shift left by 2 - u or right by u - 2.
+      const __m512i moved = u <= 2 ? _mm512_slli_epi16(high, static_cast<unsigned>(2 - u))
+                                   : _mm512_srli_epi16(high, static_cast<unsigned>(u - 2));
+      return _mm512_or_si512(low, _mm512_and_si512(moved, _mm512_set1_epi8(4)));
+    } else if constexpr (Bits == 4) {
+      return _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(chunk + 64 * (u / 2)), static_cast<unsigned>(4 * (u % 2))),
+                              _mm512_set1_epi8(15));
+    } else {
+      return _mm512_loadu_si512(chunk + 64 * u);
+    }
+  }
+
+  // One 4-channel step of every position and block: the accumulators stay in registers
+  // because P, MB and the vector index are compile-time after unrolling.
+  template <std::size_t P, std::size_t MB>
+  static inline __attribute__((always_inline)) void dot_step(__m512i (&acc)[MB][P], const std::uint8_t* const (&in)[P],
+                                                           std::size_t offset, const __m512i (&codes)[MB]) noexcept {
+#pragma GCC unroll 8
+    for (std::size_t p = 0; p < P; ++p) {
+      std::int32_t x;
+      std::memcpy(&x, in[p] + offset, sizeof x);
+      const __m512i broadcast = _mm512_set1_epi32(x);
+#pragma GCC unroll 4
+      for (std::size_t j = 0; j < MB; ++j) acc[j][p] = _mm512_dpbusd_epi32(acc[j][p], broadcast, codes[j]);
+    }
+  }
+
+  template <std::size_t P, std::size_t MB, int Bits>
+  static inline __attribute__((always_inline)) void chunk_step(__m512i (&acc)[MB][P], const std::uint8_t* const (&in)[P],
+                                                             const std::uint8_t* w, std::size_t block_bytes, std::size_t c,
+                                                             std::size_t u) noexcept {
+    constexpr std::size_t bytes_per_chunk = 64 * static_cast<std::size_t>(Bits);
+    __m512i codes[MB];
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < MB; ++j) codes[j] = chunk_vector<Bits>(w + j * block_bytes + c * bytes_per_chunk, u);
+    dot_step<P, MB>(acc, in, 32 * c + 4 * u, codes);
+  }
+
+  template <std::size_t P, std::size_t MB, int Bits>
+  static void a8_channel_sums(const a8_channel_tile& t, const std::uint8_t* weights, __m512i (&acc)[MB][P]) noexcept {
+    const std::size_t whole = t.vectors / 8, rest = t.vectors % 8;
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const std::uint8_t* w = weights + t.taps[tap] * t.tap_bytes;
+      const std::uint8_t* in[P];
+#pragma GCC unroll 8
+      for (std::size_t p = 0; p < P; ++p) in[p] = t.inputs[tap * P + p];
+      for (std::size_t c = 0; c < whole; ++c) {
+#pragma GCC unroll 8
+        for (std::size_t u = 0; u < 8; ++u) chunk_step<P, MB, Bits>(acc, in, w, t.block_bytes, c, u);
+      }
+      for (std::size_t u = 0; u < rest; ++u) chunk_step<P, MB, Bits>(acc, in, w, t.block_bytes, whole, u);
+    }
+  }
+
+  template <std::size_t P, std::size_t MB>
+  static void a8_channel_group(const a8_channel_tile& t, std::size_t first_block) noexcept {
+    __m512i acc[MB][P];
+    for (std::size_t j = 0; j < MB; ++j) {
+      for (std::size_t p = 0; p < P; ++p) acc[j][p] = _mm512_setzero_si512();
+    }
+    const std::uint8_t* weights = t.weights + first_block * t.block_bytes;
+    switch (t.storage_bits) {
+      case 1: a8_channel_sums<P, MB, 1>(t, weights, acc); break;
+      case 2: a8_channel_sums<P, MB, 2>(t, weights, acc); break;
+      case 3: a8_channel_sums<P, MB, 3>(t, weights, acc); break;
+      case 4: a8_channel_sums<P, MB, 4>(t, weights, acc); break;
+      default: a8_channel_sums<P, MB, 8>(t, weights, acc); break;
+    }
+    for (std::size_t j = 0; j < MB; ++j) {
+      const std::size_t block = first_block + j;
+      const std::size_t terms = block * t.terms_stride;
+      const __m512 sa = _mm512_loadu_ps(t.epilogue.alpha_scale + terms), sb = _mm512_loadu_ps(t.epilogue.beta_scale + terms);
+      const __m512 bias = _mm512_loadu_ps(t.epilogue.bias + terms);
+      const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
+      const auto lane_mask = static_cast<__mmask16>((1u << lanes) - 1u);
+      for (std::size_t p = 0; p < P; ++p) {
+        const __m512i z_sum = t.code_sums != nullptr ? _mm512_loadu_si512(t.code_sums + (block * P + p) * tile_lanes)
+                                                     : _mm512_setzero_si512();
+        const __m512 y = int_output(acc[j][p], t.input_sums[p], t.input_counts[p], z_sum, sa, sb, bias, t.epilogue);
+        void* destination = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
+        if (t.output.to_u8) {
+          const __m128i bytes = _mm512_cvtepi32_epi8(requantize(y, t.output));
+          auto* out = static_cast<std::uint8_t*>(destination);
+          if (t.output.quad_stride == 4) {
+            _mm_mask_storeu_epi8(out, lane_mask, bytes);
+          } else {
+            alignas(16) std::uint8_t quads[16];
+            _mm_store_si128(reinterpret_cast<__m128i*>(quads), bytes);
+            std::size_t o = 0;
+            for (; o + 4 <= lanes; o += 4) std::memcpy(out + (o / 4) * t.output.quad_stride, quads + o, 4);
+            for (; o < lanes; ++o) out[(o / 4) * t.output.quad_stride + o % 4] = quads[o];
+          }
+        } else {
+          const __m512 stored =
+              t.output.relu ? _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y)
+                            : y;
+          _mm512_mask_storeu_ps(static_cast<float*>(destination), lane_mask, stored);
+        }
+      }
+    }
+  }
+
+  // Blocks in groups of 2 (4 for tiles of up to 3 positions), so that every broadcast
+  // feeds several dot products and short tiles still have independent accumulators.
   template <std::size_t P>
   static void a8_channel_vnni(const a8_channel_tile& t) noexcept {
-    __m512i acc[P];
-    for (std::size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
-    const std::size_t bytes_per_chunk = chunk_bytes(t.storage_bits);
-    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
-      const std::uint8_t* w = t.weights + t.taps[tap] * t.tap_bytes;
-      const std::uint8_t* const* in = t.inputs + tap * P;
-      for (std::size_t v0 = 0; v0 < t.vectors; v0 += 8) {
-        const std::uint8_t* chunk = w + (v0 / 8) * bytes_per_chunk;
-        const std::size_t count = t.vectors - v0 < 8 ? t.vectors - v0 : 8;
-        const auto step = [&](__m512i codes, std::size_t v) {
-          for (std::size_t p = 0; p < P; ++p) {
-            acc[p] = _mm512_dpbusd_epi32(acc[p], broadcast_dword(in[p] + 4 * (v0 + v)), codes);
-          }
-        };
-        switch (t.storage_bits) {
-          case 1: {
-            const __m512i block = _mm512_loadu_si512(chunk), one = _mm512_set1_epi8(1);
-            for (std::size_t v = 0; v < count; ++v) {
-              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(v)), one), v);
-            }
-            break;
-          }
-          case 2: {
-            const __m512i mask = _mm512_set1_epi8(3);
-            for (std::size_t v = 0; v < count; ++v) {
-              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 4));
-              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(2 * (v % 4))), mask), v);
-            }
-            break;
-          }
-          case 3: {
-            const __m512i low_mask = _mm512_set1_epi8(3), high_bit = _mm512_set1_epi8(4);
-            const __m512i high = _mm512_loadu_si512(chunk + 128);
-            for (std::size_t v = 0; v < count; ++v) {
-              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 4));
-              const __m512i low = _mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(2 * (v % 4))), low_mask);
-              // bit v of the high block to bit 2: shift left by 2 - v or right by v - 2.
-              const __m512i moved = v <= 2 ? _mm512_slli_epi16(high, static_cast<unsigned>(2 - v))
-                                           : _mm512_srli_epi16(high, static_cast<unsigned>(v - 2));
-              step(_mm512_or_si512(low, _mm512_and_si512(moved, high_bit)), v);
-            }
-            break;
-          }
-          case 4: {
-            const __m512i mask = _mm512_set1_epi8(15);
-            for (std::size_t v = 0; v < count; ++v) {
-              const __m512i block = _mm512_loadu_si512(chunk + 64 * (v / 2));
-              step(_mm512_and_si512(_mm512_srli_epi16(block, static_cast<unsigned>(4 * (v % 2))), mask), v);
-            }
-            break;
-          }
-          default:
-            for (std::size_t v = 0; v < count; ++v) step(_mm512_loadu_si512(chunk + 64 * v), v);
-        }
-      }
-    }
-    const __m512 sa = _mm512_loadu_ps(t.epilogue.alpha_scale), sb = _mm512_loadu_ps(t.epilogue.beta_scale);
-    const __m512 bias = _mm512_loadu_ps(t.epilogue.bias);
-    const auto lane_mask = static_cast<__mmask16>((1u << t.lanes) - 1u);
-    for (std::size_t p = 0; p < P; ++p) {
-      const __m512i z_sum = t.code_sums != nullptr ? _mm512_loadu_si512(t.code_sums + p * tile_lanes) : _mm512_setzero_si512();
-      const __m512 y = int_output(acc[p], t.input_sums[p], t.input_counts[p], z_sum, sa, sb, bias, t.epilogue);
-      if (t.output.to_u8) {
-        const __m128i bytes = _mm512_cvtepi32_epi8(requantize(y, t.output));
-        auto* out = static_cast<std::uint8_t*>(t.outputs[p]);
-        if (t.output.quad_stride == 4) {
-          _mm_mask_storeu_epi8(out, lane_mask, bytes);
-        } else {
-          alignas(16) std::uint8_t quads[16];
-          _mm_store_si128(reinterpret_cast<__m128i*>(quads), bytes);
-          for (std::size_t o = 0; o < t.lanes; ++o) out[(o / 4) * t.output.quad_stride + o % 4] = quads[o];
-        }
-      } else {
-        const __m512 stored = t.output.relu ? _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y) : y;
-        _mm512_mask_storeu_ps(t.outputs[p], lane_mask, stored);
-      }
-    }
+    constexpr std::size_t group = P <= 3 ? 4 : 2;
+    std::size_t block = 0;
+    for (; block + group <= t.blocks; block += group) a8_channel_group<P, group>(t, block);
+    for (; block < t.blocks; ++block) a8_channel_group<P, 1>(t, block);
   }
 
   template <std::size_t O>

@@ -55,10 +55,11 @@ inline void store_ref(float y, void* destination, std::size_t index, const tile_
 }
 
 template <class Tag = void>
-inline void a8_channel_tile_ref(const a8_channel_tile& t) noexcept {
+inline void a8_channel_block_ref(const a8_channel_tile& t, std::size_t block) noexcept {
   std::int32_t acc[tile_positions][tile_lanes] = {};
+  const std::uint8_t* weights = t.weights + block * t.block_bytes;
   for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
-    const std::uint8_t* w = t.weights + t.taps[tap] * t.tap_bytes;
+    const std::uint8_t* w = weights + t.taps[tap] * t.tap_bytes;
     for (std::size_t v = 0; v < t.vectors; ++v) {
       const std::uint8_t* chunk = w + (v / 8) * chunk_bytes(t.storage_bits);
       for (std::size_t p = 0; p < t.positions; ++p) {
@@ -69,14 +70,25 @@ inline void a8_channel_tile_ref(const a8_channel_tile& t) noexcept {
       }
     }
   }
+  int_epilogue e = t.epilogue;
+  e.alpha_scale += block * t.terms_stride;
+  e.beta_scale += block * t.terms_stride;
+  e.bias += block * t.terms_stride;
+  const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
   for (std::size_t p = 0; p < t.positions; ++p) {
-    for (std::size_t o = 0; o < t.lanes; ++o) {
-      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[p * tile_lanes + o] : 0;
-      const float y = int_output_ref<Tag>(acc[p][o], t.input_sums[p], t.input_counts[p], z_sum, t.epilogue, o);
+    for (std::size_t o = 0; o < lanes; ++o) {
+      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * t.positions + p) * tile_lanes + o] : 0;
+      const float y = int_output_ref<Tag>(acc[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
       const std::size_t index = t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o;
-      store_ref<Tag>(y, t.outputs[p], index, t.output);
+      void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
+      store_ref<Tag>(y, out, index, t.output);
     }
   }
+}
+
+template <class Tag = void>
+inline void a8_channel_tile_ref(const a8_channel_tile& t) noexcept {
+  for (std::size_t block = 0; block < t.blocks; ++block) a8_channel_block_ref<Tag>(t, block);
 }
 
 template <class Tag = void>

@@ -67,11 +67,15 @@ struct a8_channel_tile {
   int storage_bits;                   ///< 1, 2, 3, 4 or 8
   const std::int32_t* input_sums;     ///< [position] Q
   const std::int32_t* input_counts;   ///< [position] n
-  const std::int32_t* code_sums;      ///< [position][16] Z; null when the input zp is 0
-  int_epilogue epilogue;
-  std::size_t lanes;                  ///< output channels in this block that exist
-  void* const* outputs;               ///< [position]: where output channel 0 of the block goes
+  const std::int32_t* code_sums;      ///< [block][position][16] Z; null when the input zp is 0
+  int_epilogue epilogue;              ///< the first block's terms
+  std::size_t lanes;                  ///< output channels of the last block that exist
+  void* const* outputs;               ///< [position]: where output channel 0 of the first block goes
   tile_output output;
+  std::size_t blocks = 1;             ///< 16-channel output blocks, one after another
+  std::size_t block_bytes = 0;        ///< weights: bytes from one block to the next
+  std::size_t block_output_bytes = 0; ///< outputs: bytes from one block's channel 0 to the next's
+  std::size_t terms_stride = 0;       ///< epilogue arrays: floats from one block's to the next's
 };
 
 /// A row tile: up to 16 positions in lanes (consecutive positions of one phase), up to

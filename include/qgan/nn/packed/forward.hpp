@@ -44,6 +44,13 @@ inline std::shared_ptr<const layer_plan> plan_for(const layer& l, std::size_t he
   return l.plans->insert(height, width, std::move(plan));
 }
 
+inline std::shared_ptr<const tiling> tiling_for(const layer& l, const layer_plan& plan, std::size_t height, std::size_t width,
+                                                std::size_t batch) {
+  if (auto found = l.plans->find_tiling(height, width, batch)) return found;
+  return l.plans->insert_tiling(height, width, batch,
+                                std::make_shared<const tiling>(make_tiling(plan, batch, simd::tile_positions, l.geometry.cols.kernel)));
+}
+
 inline void check_input(const layer& l, std::size_t channels, std::size_t height, std::size_t width, std::size_t batch) {
   if (channels != l.geometry.in_channels) {
     qgan::detail::throw_error(l.name, ": input has ", channels, " channels, the layer takes ", l.geometry.in_channels);
@@ -53,62 +60,39 @@ inline void check_input(const layer& l, std::size_t channels, std::size_t height
   if (l.geometry.kind == layer_kind::linear && (height != 1 || width != 1)) qgan::detail::throw_error(l.name, ": a linear layer takes 1x1 inputs");
 }
 
-/// Epilogue terms of one 16-channel block (zero past the layer's channels).
+/// Epilogue terms of every output channel, padded to whole 16-channel blocks (zero past
+/// the layer's channels): channel o of group g at (g * blocks + o / 16) * 16 + o % 16.
 struct block_terms {
-  alignas(64) std::array<float, simd::tile_lanes> alpha_scale{}, beta_scale{}, bias{};
+  std::vector<float> alpha_scale, beta_scale, bias;
+  explicit block_terms(std::size_t count) : alpha_scale(count, 0.0f), beta_scale(count, 0.0f), bias(count, 0.0f) {}
 };
 
-inline std::vector<block_terms> int8_block_terms(const layer& l, float input_scale) {
-  std::vector<block_terms> terms(l.geometry.groups * l.blocks);
+inline block_terms int8_block_terms(const layer& l, float input_scale) {
+  block_terms terms(l.geometry.groups * l.blocks * simd::tile_lanes);
   for (std::size_t g = 0; g < l.geometry.groups; ++g) {
     for (std::size_t o = 0; o < l.group_out; ++o) {
-      const std::size_t global = g * l.group_out + o;
-      block_terms& t = terms[g * l.blocks + o / simd::tile_lanes];
-      const std::size_t lane = o % simd::tile_lanes;
-      t.alpha_scale[lane] = input_scale * (l.affine.gamma[global] * l.weights.alpha[global]);
-      t.beta_scale[lane] = input_scale * (l.affine.gamma[global] * l.weights.beta[global]);
-      t.bias[lane] = l.affine.shift[global];
+      const std::size_t global = g * l.group_out + o, at = g * l.blocks * simd::tile_lanes + o;
+      terms.alpha_scale[at] = input_scale * (l.affine.gamma[global] * l.weights.alpha[global]);
+      terms.beta_scale[at] = input_scale * (l.affine.gamma[global] * l.weights.beta[global]);
+      terms.bias[at] = l.affine.shift[global];
     }
   }
   return terms;
 }
 
-inline std::vector<block_terms> fp32_block_terms(const layer& l) {
-  std::vector<block_terms> terms(l.geometry.groups * l.blocks);
+inline block_terms fp32_block_terms(const layer& l) {
+  block_terms terms(l.geometry.groups * l.blocks * simd::tile_lanes);
   for (std::size_t g = 0; g < l.geometry.groups; ++g) {
     for (std::size_t o = 0; o < l.group_out; ++o) {
-      const std::size_t global = g * l.group_out + o;
-      block_terms& t = terms[g * l.blocks + o / simd::tile_lanes];
-      const std::size_t lane = o % simd::tile_lanes;
+      const std::size_t global = g * l.group_out + o, at = g * l.blocks * simd::tile_lanes + o;
       const bool codes = l.weights.decode_as_codes;
-      t.alpha_scale[lane] = codes ? l.affine.gamma[global] * l.weights.alpha[global] : l.affine.gamma[global];
-      t.beta_scale[lane] = codes ? l.affine.gamma[global] * l.weights.beta[global] : 0.0f;
-      t.bias[lane] = l.affine.shift[global];
+      terms.alpha_scale[at] = codes ? l.affine.gamma[global] * l.weights.alpha[global] : l.affine.gamma[global];
+      terms.beta_scale[at] = codes ? l.affine.gamma[global] * l.weights.beta[global] : 0.0f;
+      terms.bias[at] = l.affine.shift[global];
     }
   }
   return terms;
 }
-
-/// Where one task's tiles lie: group, phase and first tile, from a flat task index.
-struct tile_ranges {
-  std::vector<std::size_t> starts;  ///< per (group, phase): first flat tile
-  std::size_t total = 0;
-  void build(std::size_t groups, const layer_plan& plan, std::size_t per_position, std::size_t tile) {
-    starts.clear();
-    total = 0;
-    for (std::size_t g = 0; g < groups; ++g) {
-      for (const phase_plan& phase : plan.phases) {
-        starts.push_back(total);
-        total += (phase.position_count() * per_position + tile - 1) / tile;
-      }
-    }
-  }
-  /// (group * phases + phase, tile within it)
-  [[nodiscard]] std::pair<std::size_t, std::size_t> locate(std::size_t flat) const {
-    const auto it = std::upper_bound(starts.begin(), starts.end(), flat) - 1;
-    return {static_cast<std::size_t>(it - starts.begin()), flat - *it};
-  }
-};
 
 /// Sum of each pixel's channels of each group (integers), [image][pixel][group].
 inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_t groups, std::size_t group_in) {
@@ -117,7 +101,15 @@ inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_
     for (std::size_t p = 0; p < in.pixels(); ++p) {
       for (std::size_t g = 0; g < groups; ++g) {
         std::int32_t s = 0;
-        for (std::size_t c = g * group_in; c < (g + 1) * group_in; ++c) s += in.data[in.offset(n, c, p)];
+        if (in.planar) {
+          // A group starts on a plane (planar layouts need group_in % 4 == 0 with groups),
+          // and padding channels hold 0.
+          const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
+          for (std::size_t plane = 0; plane < (group_in + 3) / 4; ++plane, x += in.plane_bytes()) s += x[0] + x[1] + x[2] + x[3];
+        } else {
+          const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
+          for (std::size_t c = 0; c < group_in; ++c) s += x[c];
+        }
         sums[(n * in.pixels() + p) * groups + g] = s;
       }
     }
@@ -130,7 +122,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
                   std::size_t out_channels_stride, bool relu, const simd::tile_output& output, thread_pool& pool) {
   const layer_plan& plan = *plan_for(l, in.height, in.width);
   const simd::conv_table& kernels = simd::active_kernels<Arch>().conv;
-  const std::vector<block_terms> terms = int8_block_terms(l, in.scale);
+  const block_terms terms = int8_block_terms(l, in.scale);
   const std::vector<std::int32_t> sums = pixel_sums(in, l.geometry.groups, l.group_in);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.pixels();
   const std::size_t out_pixels = static_cast<std::size_t>(plan.out_h) * static_cast<std::size_t>(plan.out_w);
@@ -145,83 +137,86 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
     return static_cast<std::uint8_t*>(out_data) + u8_out->offset(n, o, p);
   };
 
-  tile_ranges ranges;
   if (!l.weights.row_tiles) {
-    ranges.build(groups, plan, batch, simd::tile_positions);
-    pool.run(ranges.total, [&](std::size_t flat) {
-      const auto [index, tile] = ranges.locate(flat);
-      const std::size_t g = index / plan.phases.size();
-      const phase_plan& phase = plan.phases[index % plan.phases.size()];
-      const std::size_t first = tile * simd::tile_positions;
-      const std::size_t positions = std::min(simd::tile_positions, phase.position_count() * batch - first);
+    const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
+    pool.run(groups * tiles.tiles.size(), [&](std::size_t task) {
+      const std::size_t g = task / tiles.tiles.size();
+      const channel_tile& tile = tiles.tiles[task % tiles.tiles.size()];
+      const phase_plan& phase = plan.phases[tile.phase];
+      const std::size_t positions = tile.count;
       std::array<std::size_t, simd::tile_positions> image{}, position{};
       for (std::size_t p = 0; p < positions; ++p) {
-        position[p] = phase.by_pattern[(first + p) / batch];
-        image[p] = (first + p) % batch;
+        position[p] = phase.by_pattern[(tile.first + p) / batch];
+        image[p] = (tile.first + p) % batch;
       }
-      // Taps any position of the tile reads; the others read zeros (code 0 there anyway).
-      std::vector<std::uint16_t> taps;
-      for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-        bool used = false;
-        for (std::size_t p = 0; p < positions && !used; ++p) used = phase.pixels_of(position[p])[t] >= 0;
-        if (used) taps.push_back(static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]));
-      }
-      std::vector<const std::uint8_t*> inputs(std::max<std::size_t>(taps.size(), 1) * positions, zeros.data());
+      // Taps no position reads point at zeros (their codes multiply nothing). Scratch
+      // space is per thread and reused: an allocation would be a visible part of a tile.
+      const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
+      const std::size_t tap_count = tile.taps_end - tile.taps_begin;
+      thread_local std::vector<std::uint16_t> valid_taps;
+      thread_local std::vector<const std::uint8_t*> inputs;
+      inputs.assign(std::max<std::size_t>(tap_count, 1) * positions, zeros.data());
+      valid_taps.resize(positions * std::max<std::size_t>(tap_count, 1));
       std::array<std::int32_t, simd::tile_positions> q_sums{}, counts{};
-      std::vector<std::vector<std::uint16_t>> valid_taps(positions);
+      std::array<std::size_t, simd::tile_positions> valid_count{};
       for (std::size_t p = 0; p < positions; ++p) {
-        std::size_t used = 0;
-        for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-          const std::uint16_t kernel_tap = static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]);
-          if (used < taps.size() && taps[used] != kernel_tap) continue;
-          const std::int32_t pixel = phase.pixels_of(position[p])[t];
-          if (pixel >= 0) {
-            const auto px = static_cast<std::size_t>(pixel);
-            inputs[used * positions + p] = in.data.data() + in.offset(image[p], g * l.group_in, px);
-            q_sums[p] += sums[(image[p] * in_pixels + px) * groups + g];
-            counts[p] += count_per_tap;
-            valid_taps[p].push_back(kernel_tap);
-          }
-          ++used;
+        const std::int32_t* pixels = phase.pixels_of(position[p]);
+        const std::uint8_t* image_base = in.data.data() + in.offset(image[p], g * l.group_in, 0);
+        const std::int32_t* image_sums = sums.data() + image[p] * in_pixels * groups + g;
+        for (std::size_t u = 0; u < tap_count; ++u) {
+          const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
+          if (pixel < 0) continue;
+          const auto px = static_cast<std::size_t>(pixel);
+          inputs[u * positions + p] = image_base + px * in.pixel_bytes();
+          q_sums[p] += image_sums[px * groups];
+          counts[p] += count_per_tap;
+          valid_taps[p * tap_count + valid_count[p]++] = taps[u];
         }
       }
-      std::array<std::int32_t, simd::tile_positions * simd::tile_lanes> code_sums{};
-      std::array<void*, simd::tile_positions> outputs{};
-      for (std::size_t b = 0; b < l.blocks; ++b) {
-        const std::size_t o_base = g * l.group_out + b * simd::tile_lanes;
-        if (zp != 0) {
-          code_sums.fill(0);
+      thread_local std::vector<std::int32_t> code_sums;
+      if (zp != 0) {
+        code_sums.assign(l.blocks * positions * simd::tile_lanes, 0);
+        for (std::size_t b = 0; b < l.blocks; ++b) {
           for (std::size_t p = 0; p < positions; ++p) {
-            for (const std::uint16_t t : valid_taps[p]) {
+            std::int32_t* sum = code_sums.data() + (b * positions + p) * simd::tile_lanes;
+            for (std::size_t k = 0; k < valid_count[p]; ++k) {
+              const std::uint16_t t = valid_taps[p * tap_count + k];
               const std::int32_t* z = l.weights.code_sums.data() + ((g * l.blocks + b) * l.taps + t) * simd::tile_lanes;
-              for (std::size_t lane = 0; lane < simd::tile_lanes; ++lane) code_sums[p * simd::tile_lanes + lane] += z[lane];
+              for (std::size_t lane = 0; lane < simd::tile_lanes; ++lane) sum[lane] += z[lane];
             }
           }
         }
-        for (std::size_t p = 0; p < positions; ++p) {
-          const auto pixel = static_cast<std::size_t>(phase.out_rows[position[p]]) * static_cast<std::size_t>(plan.out_w) +
-                             static_cast<std::size_t>(phase.out_cols[position[p]]);
-          outputs[p] = out_address(image[p], pixel, o_base);
-        }
-        const block_terms& bt = terms[g * l.blocks + b];
-        const simd::a8_channel_tile args{
-            l.weights.codes.data() + (g * l.blocks + b) * l.taps * l.chunks * simd::chunk_bytes(l.weights.storage_bits),
-            l.chunks * simd::chunk_bytes(l.weights.storage_bits),
-            taps.data(),
-            taps.size(),
-            inputs.data(),
-            positions,
-            l.vectors,
-            l.weights.storage_bits,
-            q_sums.data(),
-            counts.data(),
-            zp != 0 ? code_sums.data() : nullptr,
-            {bt.alpha_scale.data(), bt.beta_scale.data(), bt.bias.data(), l.weights.code_offset, zp},
-            std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes),
-            outputs.data(),
-            output};
-        kernels.a8_channel(args);
       }
+      std::array<void*, simd::tile_positions> outputs{};
+      for (std::size_t p = 0; p < positions; ++p) {
+        const auto pixel = static_cast<std::size_t>(phase.out_rows[position[p]]) * static_cast<std::size_t>(plan.out_w) +
+                           static_cast<std::size_t>(phase.out_cols[position[p]]);
+        outputs[p] = out_address(image[p], pixel, g * l.group_out);
+      }
+      const std::size_t first_term = g * l.blocks * simd::tile_lanes;
+      const std::size_t block_bytes = l.taps * l.chunks * simd::chunk_bytes(l.weights.storage_bits);
+      simd::a8_channel_tile args{
+          l.weights.codes.data() + g * l.blocks * block_bytes,
+          l.chunks * simd::chunk_bytes(l.weights.storage_bits),
+          taps,
+          tap_count,
+          inputs.data(),
+          positions,
+          l.vectors,
+          l.weights.storage_bits,
+          q_sums.data(),
+          counts.data(),
+          zp != 0 ? code_sums.data() : nullptr,
+          {terms.alpha_scale.data() + first_term, terms.beta_scale.data() + first_term, terms.bias.data() + first_term,
+           l.weights.code_offset, zp},
+          l.group_out - (l.blocks - 1) * simd::tile_lanes,
+          outputs.data(),
+          output};
+      args.blocks = l.blocks;
+      args.block_bytes = block_bytes;
+      args.block_output_bytes = !to_u8 ? simd::tile_lanes * sizeof(float) : (u8_out->planar ? 4 * u8_out->plane_bytes() : simd::tile_lanes);
+      args.terms_stride = simd::tile_lanes;
+      kernels.a8_channel(args);
     });
     return;
   }
@@ -243,8 +238,10 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
     const std::size_t per_image = (phase.position_count() + 15) / 16;
     const std::size_t n = (flat - *it) / per_image, first = ((flat - *it) % per_image) * 16;
     const std::size_t lanes = std::min<std::size_t>(16, phase.position_count() - first);
-    std::vector<std::uint16_t> taps(phase.tap_count());
-    std::vector<std::int32_t> pixels(phase.tap_count() * 16, -1);
+    thread_local std::vector<std::uint16_t> taps;
+    thread_local std::vector<std::int32_t> pixels;
+    taps.resize(phase.tap_count());
+    pixels.assign(phase.tap_count() * 16, -1);
     std::array<std::int32_t, 16> q_sums{}, counts{};
     for (std::size_t t = 0; t < phase.tap_count(); ++t) {
       taps[t] = static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]);
@@ -264,10 +261,10 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
       const std::size_t count = std::min(simd::row_tile_outputs, l.group_out - o0);
       for (std::size_t o = 0; o < count; ++o) {
         const std::size_t local = o0 + o;
-        const block_terms& bt = terms[g * l.blocks + local / simd::tile_lanes];
-        sa[o] = bt.alpha_scale[local % simd::tile_lanes];
-        sb[o] = bt.beta_scale[local % simd::tile_lanes];
-        bias[o] = bt.bias[local % simd::tile_lanes];
+        const std::size_t at = g * l.blocks * simd::tile_lanes + local;
+        sa[o] = terms.alpha_scale[at];
+        sb[o] = terms.beta_scale[at];
+        bias[o] = terms.bias[at];
         if (zp != 0) {
           for (std::size_t lane = 0; lane < lanes; ++lane) {
             std::int32_t z = 0;
@@ -366,10 +363,11 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   if (l.weights.path != activation_path::fp32) qgan::detail::throw_error(l.name, ": built for 8-bit activations, given fp32 ones");
   detail::check_input(l, in.channels, in.height, in.width, in.batch);
   const layer_plan& plan = *detail::plan_for(l, in.height, in.width);
+  const tiling& tiles = *detail::tiling_for(l, plan, in.height, in.width, in.batch);
   const auto [h, w] = output_size(l, in.height, in.width);
   out.allocate(in.batch, l.geometry.out_channels, h, w);
   const simd::kernel_set& kernels = simd::active_kernels<Arch>();
-  const std::vector<detail::block_terms> terms = detail::fp32_block_terms(l);
+  const detail::block_terms terms = detail::fp32_block_terms(l);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.height * in.width, out_pixels = h * w;
   // Sums of each pixel's channels per group, in channel order (the beta term).
   std::vector<float> sums(batch * in_pixels * groups, 0.0f);
@@ -403,43 +401,36 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
       }
       weights = decoded.data();
     }
-    const detail::block_terms& bt = terms[task];
-    for (const phase_plan& phase : plan.phases) {
-      const std::size_t entries = phase.position_count() * batch;
-      for (std::size_t first = 0; first < entries; first += simd::tile_positions) {
-        const std::size_t positions = std::min(simd::tile_positions, entries - first);
+    const std::size_t first_term = task * simd::tile_lanes;
+    for (const channel_tile& tile : tiles.tiles) {
+      {
+        const phase_plan& phase = plan.phases[tile.phase];
+        const std::size_t positions = tile.count;
         std::array<std::size_t, simd::tile_positions> image{}, position{};
         for (std::size_t p = 0; p < positions; ++p) {
-          position[p] = phase.by_pattern[(first + p) / batch];
-          image[p] = (first + p) % batch;
+          position[p] = phase.by_pattern[(tile.first + p) / batch];
+          image[p] = (tile.first + p) % batch;
         }
-        std::vector<std::uint16_t> taps;
-        for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-          bool used = false;
-          for (std::size_t p = 0; p < positions && !used; ++p) used = phase.pixels_of(position[p])[t] >= 0;
-          if (used) taps.push_back(static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]));
-        }
-        std::vector<const float*> inputs(std::max<std::size_t>(taps.size(), 1) * positions, zeros.data());
+        const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
+        const std::size_t tap_count = tile.taps_end - tile.taps_begin;
+        thread_local std::vector<const float*> inputs;
+        inputs.assign(std::max<std::size_t>(tap_count, 1) * positions, zeros.data());
         std::array<float, simd::tile_positions> input_sums{};
         std::array<float*, simd::tile_positions> outputs{};
         for (std::size_t p = 0; p < positions; ++p) {
-          std::size_t used = 0;
-          for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-            const auto kernel_tap = static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]);
-            if (used < taps.size() && taps[used] != kernel_tap) continue;
-            const std::int32_t pixel = phase.pixels_of(position[p])[t];
-            if (pixel >= 0) {
-              const std::size_t at = image[p] * in_pixels + static_cast<std::size_t>(pixel);
-              inputs[used * positions + p] = in.data.data() + at * in.channels + g * l.group_in;
-              input_sums[p] = input_sums[p] + sums[at * groups + g];
-            }
-            ++used;
+          const std::int32_t* pixels = phase.pixels_of(position[p]);
+          for (std::size_t u = 0; u < tap_count; ++u) {
+            const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
+            if (pixel < 0) continue;
+            const std::size_t at = image[p] * in_pixels + static_cast<std::size_t>(pixel);
+            inputs[u * positions + p] = in.data.data() + at * in.channels + g * l.group_in;
+            input_sums[p] = input_sums[p] + sums[at * groups + g];
           }
           const auto pixel = static_cast<std::size_t>(phase.out_rows[position[p]]) * w + static_cast<std::size_t>(phase.out_cols[position[p]]);
           outputs[p] = out.data.data() + (image[p] * out_pixels + pixel) * l.geometry.out_channels + g * l.group_out + b * simd::tile_lanes;
         }
-        const simd::f32_channel_tile args{weights, l.group_in, taps.data(), taps.size(), inputs.data(), positions,
-                                          input_sums.data(), bt.alpha_scale.data(), bt.beta_scale.data(), bt.bias.data(),
+        const simd::f32_channel_tile args{weights, l.group_in, taps, tap_count, inputs.data(), positions,
+                                          input_sums.data(), terms.alpha_scale.data() + first_term, terms.beta_scale.data() + first_term, terms.bias.data() + first_term,
                                           std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes), outputs.data(), relu};
         kernels.conv.f32_channel(args);
       }

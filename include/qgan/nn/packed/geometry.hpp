@@ -174,3 +174,71 @@ inline layer_plan make_layer_plan(bool transposed, int in_h, int in_w, int out_h
 
 QGAN_END_FUNCTIONS
 }  // namespace qgan::nn::packed
+
+namespace qgan::nn::packed {
+
+/// Consecutive positions of one phase computed together (one kernel call per output
+/// block), and the taps they run: the union of their valid taps.
+struct channel_tile {
+  std::uint32_t phase = 0;
+  std::uint32_t first = 0;       ///< entry: position by_pattern[first / batch] of image first % batch
+  std::uint32_t count = 0;
+  std::uint32_t taps_begin = 0;  ///< into tiling::phase_taps / kernel_taps
+  std::uint32_t taps_end = 0;
+};
+
+struct tiling {
+  std::vector<channel_tile> tiles;
+  std::vector<std::uint16_t> phase_taps;   ///< tap index within the phase
+  std::vector<std::uint16_t> kernel_taps;  ///< ki * kernel_cols + kj
+};
+
+QGAN_BEGIN_FUNCTIONS
+
+/// Cuts every phase's positions (each repeated for the batch's images) into tiles of at
+/// most max_positions. A position joins the tile while the multiplies the union of taps
+/// costs stay within 25% of those its positions need, so border positions (fewer valid
+/// taps) do not drag whole tiles through taps that read nothing, yet a tile is not cut
+/// to one position for a single missing tap.
+inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t max_positions, int kernel_cols) {
+  tiling result;
+  for (std::size_t ph = 0; ph < plan.phases.size(); ++ph) {
+    const phase_plan& phase = plan.phases[ph];
+    const std::size_t taps = phase.tap_count(), entries = phase.position_count() * batch;
+    std::vector<bool> in_union(taps);
+    for (std::size_t e = 0; e < entries;) {
+      std::fill(in_union.begin(), in_union.end(), false);
+      std::size_t union_count = 0, needed = 0, count = 0;
+      while (count < max_positions && e + count < entries) {
+        const std::int32_t* pixels = phase.pixels_of(phase.by_pattern[(e + count) / batch]);
+        std::size_t valid = 0, added = 0;
+        for (std::size_t t = 0; t < taps; ++t) {
+          if (pixels[t] < 0) continue;
+          ++valid;
+          if (!in_union[t]) ++added;
+        }
+        if (count > 0 && 4 * (union_count + added) * (count + 1) > 5 * (needed + valid)) break;
+        for (std::size_t t = 0; t < taps; ++t) {
+          if (pixels[t] >= 0) in_union[t] = true;
+        }
+        union_count += added;
+        needed += valid;
+        ++count;
+      }
+      channel_tile tile{static_cast<std::uint32_t>(ph), static_cast<std::uint32_t>(e), static_cast<std::uint32_t>(count),
+                        static_cast<std::uint32_t>(result.phase_taps.size()), 0};
+      for (std::size_t t = 0; t < taps; ++t) {
+        if (!in_union[t]) continue;
+        result.phase_taps.push_back(static_cast<std::uint16_t>(t));
+        result.kernel_taps.push_back(static_cast<std::uint16_t>(phase.tap_rows[t] * kernel_cols + phase.tap_cols[t]));
+      }
+      tile.taps_end = static_cast<std::uint32_t>(result.phase_taps.size());
+      result.tiles.push_back(tile);
+      e += count;
+    }
+  }
+  return result;
+}
+
+QGAN_END_FUNCTIONS
+}  // namespace qgan::nn::packed

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <array>
 #include <compare>
 #include <memory>
 #include <mutex>
@@ -78,10 +79,23 @@ class plan_cache {
     const std::lock_guard lock(mutex_);
     return plans_.emplace(std::pair{height, width}, std::move(plan)).first->second;
   }
+  std::shared_ptr<const tiling> find_tiling(std::size_t height, std::size_t width, std::size_t batch) const {
+    const std::lock_guard lock(mutex_);
+    const auto found = tilings_.find({height, width, batch});
+    return found == tilings_.end() ? nullptr : found->second;
+  }
+  std::shared_ptr<const tiling> insert_tiling(std::size_t height, std::size_t width, std::size_t batch,
+                                              std::shared_ptr<const tiling> t) const {
+    const std::lock_guard lock(mutex_);
+    // A program that runs many batch sizes keeps only the recent ones.
+    if (tilings_.size() >= 16) tilings_.clear();
+    return tilings_.emplace(std::array<std::size_t, 3>{height, width, batch}, std::move(t)).first->second;
+  }
 
  private:
   mutable std::mutex mutex_;
   mutable std::map<std::pair<std::size_t, std::size_t>, std::shared_ptr<const layer_plan>> plans_;
+  mutable std::map<std::array<std::size_t, 3>, std::shared_ptr<const tiling>> tilings_;
 };
 
 /// A packed layer: what qgan/nn/packed/packed_layer.hpp builds and forward.hpp runs.

@@ -33,14 +33,14 @@ inline std::int64_t reference_input(bool transposed, std::int64_t out, std::int6
 inline std::vector<float> int8_reference(const layer& l, const packed_tensor& weight, const u8_activations& in) {
   const auto [out_h, out_w] = output_size(l, in.height, in.width);
   const bool transposed = l.geometry.kind == layer_kind::transposed_convolution;
-  const std::vector<detail::block_terms> terms = detail::int8_block_terms(l, in.scale);
+  const detail::block_terms terms = detail::int8_block_terms(l, in.scale);
   const auto kh = static_cast<std::size_t>(l.geometry.rows.kernel), kw = static_cast<std::size_t>(l.geometry.cols.kernel);
   std::vector<float> y(in.batch * l.geometry.out_channels * out_h * out_w);
   for (std::size_t n = 0; n < in.batch; ++n) {
     for (std::size_t g = 0; g < l.geometry.groups; ++g) {
       for (std::size_t o = 0; o < l.group_out; ++o) {
         const std::size_t global = g * l.group_out + o;
-        const detail::block_terms& bt = terms[g * l.blocks + o / simd::tile_lanes];
+        const std::size_t at = g * l.blocks * simd::tile_lanes + o;
         for (std::size_t oh = 0; oh < out_h; ++oh) {
           for (std::size_t ow = 0; ow < out_w; ++ow) {
             std::int32_t zq = 0, q_sum = 0, z_sum = 0, count = 0;
@@ -64,10 +64,10 @@ inline std::vector<float> int8_reference(const layer& l, const packed_tensor& we
                 }
               }
             }
-            const std::size_t lane = o % simd::tile_lanes;
-            const simd::int_epilogue e{bt.alpha_scale.data(), bt.beta_scale.data(), bt.bias.data(), 0, in.zero_point};
+            const simd::int_epilogue e{terms.alpha_scale.data() + at, terms.beta_scale.data() + at, terms.bias.data() + at, 0,
+                                       in.zero_point};
             y[((n * l.geometry.out_channels + global) * out_h + oh) * out_w + ow] =
-                simd::conv_ref::int_output_ref(zq, q_sum, count, z_sum, e, lane);
+                simd::conv_ref::int_output_ref(zq, q_sum, count, z_sum, e, 0);
           }
         }
       }
