@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -24,6 +25,7 @@
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
 #include "qgan/nn/packed/reference.hpp"
+#include "qgan/nn/packed/tanh.hpp"
 #include "qgan/pack/quantize.hpp"
 #include "qgan/quant/em.hpp"
 #include "qgan/quant/lloyd_max.hpp"
@@ -285,4 +287,24 @@ TEST_CASE("packed layers: refusals name the layer and the field", "[packed]") {
   // A lloyd weight runs with fp32 activations through its levels.
   const packed::layer levels = packed::make_layer("deconv9", g, lloyd, packed::activation_path::fp32);
   CHECK_NOTHROW(packed::forward(levels, xf, y, false, pool));
+}
+
+TEST_CASE("packed layers: tanh_approx is within 3e-7 of std::tanh on every float", "[packed]") {
+  float worst = 0.0f, worst_at = 0.0f;
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 97) {
+    const float x = std::bit_cast<float>(static_cast<std::uint32_t>(bits));
+    const float got = packed::tanh_approx(x), want = std::tanh(x);
+    if (std::isnan(x)) {
+      REQUIRE(std::isnan(got));
+      continue;
+    }
+    const float error = std::abs(got - want);
+    if (error > worst) worst = error, worst_at = x;
+  }
+  INFO("worst at " << worst_at);
+  CHECK(worst < 3e-7f);
+  CHECK(packed::tanh_approx(0.0f) == 0.0f);
+  CHECK(std::signbit(packed::tanh_approx(-0.0f)));
+  CHECK(packed::tanh_approx(INFINITY) == 1.0f);
+  CHECK(packed::tanh_approx(-INFINITY) == -1.0f);
 }

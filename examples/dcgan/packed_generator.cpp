@@ -11,6 +11,7 @@
 #include "qgan/nn/activations.hpp"
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
+#include "qgan/nn/packed/tanh.hpp"
 
 namespace dcgan {
 
@@ -186,7 +187,7 @@ qgan::nn::tensor4 packed_generator::operator()(const qgan::nn::tensor4& z) const
   qgan::nn::tensor4 out(static_cast<Eigen::Index>(n), 1, static_cast<Eigen::Index>(image.height),
                         static_cast<Eigen::Index>(image.width));
   const std::vector<float> nchw = packed::to_nchw(image);
-  std::transform(nchw.begin(), nchw.end(), out.data(), [](float v) { return std::tanh(v); });
+  std::transform(nchw.begin(), nchw.end(), out.data(), [](float v) { return packed::tanh_approx(v); });
   return out;
 }
 

@@ -94,26 +94,27 @@ inline block_terms fp32_block_terms(const layer& l) {
   return terms;
 }
 
-/// Sum of each pixel's channels of each group (integers), [image][pixel][group].
-inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_t groups, std::size_t group_in) {
+/// Sum of each pixel's channels of each group (integers), [image][pixel][group]; images
+/// split over the pool's threads.
+inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_t groups, std::size_t group_in,
+                                            thread_pool& pool) {
   std::vector<std::int32_t> sums(in.batch * in.pixels() * groups, 0);
-  for (std::size_t n = 0; n < in.batch; ++n) {
+  pool.run(in.batch, [&](std::size_t n) {
     for (std::size_t p = 0; p < in.pixels(); ++p) {
       for (std::size_t g = 0; g < groups; ++g) {
         std::int32_t s = 0;
+        const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
         if (in.planar) {
           // A group starts on a plane (planar layouts need group_in % 4 == 0 with groups),
           // and padding channels hold 0.
-          const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
           for (std::size_t plane = 0; plane < (group_in + 3) / 4; ++plane, x += in.plane_bytes()) s += x[0] + x[1] + x[2] + x[3];
         } else {
-          const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
           for (std::size_t c = 0; c < group_in; ++c) s += x[c];
         }
         sums[(n * in.pixels() + p) * groups + g] = s;
       }
     }
-  }
+  });
   return sums;
 }
 
@@ -123,7 +124,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
   const layer_plan& plan = *plan_for(l, in.height, in.width);
   const simd::conv_table& kernels = simd::active_kernels<Arch>().conv;
   const block_terms terms = int8_block_terms(l, in.scale);
-  const std::vector<std::int32_t> sums = pixel_sums(in, l.geometry.groups, l.group_in);
+  const std::vector<std::int32_t> sums = pixel_sums(in, l.geometry.groups, l.group_in, pool);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.pixels();
   const std::size_t out_pixels = static_cast<std::size_t>(plan.out_h) * static_cast<std::size_t>(plan.out_w);
   const std::int32_t zp = in.zero_point;
@@ -146,8 +147,8 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
       const std::size_t positions = tile.count;
       std::array<std::size_t, simd::tile_positions> image{}, position{};
       for (std::size_t p = 0; p < positions; ++p) {
-        position[p] = phase.by_pattern[(tile.first + p) / batch];
-        image[p] = (tile.first + p) % batch;
+        position[p] = tiles.position_of(phase, tile.first + p);
+        image[p] = tiles.image_of(phase, tile.first + p);
       }
       // Taps no position reads point at zeros (their codes multiply nothing). Scratch
       // space is per thread and reused: an allocation would be a visible part of a tile.
@@ -408,8 +409,8 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         const std::size_t positions = tile.count;
         std::array<std::size_t, simd::tile_positions> image{}, position{};
         for (std::size_t p = 0; p < positions; ++p) {
-          position[p] = phase.by_pattern[(tile.first + p) / batch];
-          image[p] = (tile.first + p) % batch;
+          position[p] = tiles.position_of(phase, tile.first + p);
+          image[p] = tiles.image_of(phase, tile.first + p);
         }
         const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
         const std::size_t tap_count = tile.taps_end - tile.taps_begin;

@@ -181,7 +181,7 @@ namespace qgan::nn::packed {
 /// block), and the taps they run: the union of their valid taps.
 struct channel_tile {
   std::uint32_t phase = 0;
-  std::uint32_t first = 0;       ///< entry: position by_pattern[first / batch] of image first % batch
+  std::uint32_t first = 0;       ///< first entry (tiling::position_of, image_of)
   std::uint32_t count = 0;
   std::uint32_t taps_begin = 0;  ///< into tiling::phase_taps / kernel_taps
   std::uint32_t taps_end = 0;
@@ -191,17 +191,33 @@ struct tiling {
   std::vector<channel_tile> tiles;
   std::vector<std::uint16_t> phase_taps;   ///< tap index within the phase
   std::vector<std::uint16_t> kernel_taps;  ///< ki * kernel_cols + kj
+  /// Entry order: image by image (a tile's outputs stay in one image, which keeps its
+  /// writes in cache), or position by position across the batch (the images of one
+  /// position share their taps, so layers whose every position has its own taps, such as
+  /// a 1x1 input, still fill tiles).
+  bool image_major = false;
+  std::size_t batch = 1;
+
+  [[nodiscard]] std::size_t position_of(const phase_plan& phase, std::size_t entry) const {
+    return phase.by_pattern[image_major ? entry % phase.position_count() : entry / batch];
+  }
+  [[nodiscard]] std::size_t image_of(const phase_plan& phase, std::size_t entry) const {
+    return image_major ? entry / phase.position_count() : entry % batch;
+  }
 };
 
 QGAN_BEGIN_FUNCTIONS
 
-/// Cuts every phase's positions (each repeated for the batch's images) into tiles of at
-/// most max_positions. A position joins the tile while the multiplies the union of taps
+/// Cuts every phase's positions, for every image of the batch, into tiles of at most
+/// max_positions. A position joins the tile while the multiplies the union of taps
 /// costs stay within 25% of those its positions need, so border positions (fewer valid
 /// taps) do not drag whole tiles through taps that read nothing, yet a tile is not cut
 /// to one position for a single missing tap.
-inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t max_positions, int kernel_cols) {
+inline tiling make_tiling_in_order(const layer_plan& plan, std::size_t batch, std::size_t max_positions, int kernel_cols,
+                                   bool image_major) {
   tiling result;
+  result.image_major = image_major;
+  result.batch = batch;
   for (std::size_t ph = 0; ph < plan.phases.size(); ++ph) {
     const phase_plan& phase = plan.phases[ph];
     const std::size_t taps = phase.tap_count(), entries = phase.position_count() * batch;
@@ -210,7 +226,9 @@ inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t
       std::fill(in_union.begin(), in_union.end(), false);
       std::size_t union_count = 0, needed = 0, count = 0;
       while (count < max_positions && e + count < entries) {
-        const std::int32_t* pixels = phase.pixels_of(phase.by_pattern[(e + count) / batch]);
+        // A tile stays within one image in image-major order.
+        if (image_major && count > 0 && result.image_of(phase, e + count) != result.image_of(phase, e)) break;
+        const std::int32_t* pixels = phase.pixels_of(result.position_of(phase, e + count));
         std::size_t valid = 0, added = 0;
         for (std::size_t t = 0; t < taps; ++t) {
           if (pixels[t] < 0) continue;
@@ -238,6 +256,14 @@ inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t
     }
   }
   return result;
+}
+
+/// Image-major order unless it needs over a quarter more tiles than position-major.
+inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t max_positions, int kernel_cols) {
+  tiling by_image = make_tiling_in_order(plan, batch, max_positions, kernel_cols, true);
+  if (batch == 1) return by_image;
+  tiling by_position = make_tiling_in_order(plan, batch, max_positions, kernel_cols, false);
+  return 4 * by_image.tiles.size() <= 5 * by_position.tiles.size() ? std::move(by_image) : std::move(by_position);
 }
 
 QGAN_END_FUNCTIONS
