@@ -105,10 +105,9 @@ inline void check_a8_row_tiles(const qgan::simd::kernel_set& kernels) {
         pixels.push_back(pixel);
       }
     }
-    std::vector<std::int32_t> q_sums(16), counts(16), code_sums(outputs * 16);
-    for (auto& v : q_sums) v = uniform(0, 100000);
-    for (auto& v : counts) v = uniform(0, 400);
+    std::vector<std::int32_t> code_sums(outputs * 16), out_pixels(16);
     for (auto& v : code_sums) v = uniform(-5000, 5000);
+    for (std::size_t lane = 0; lane < 16; ++lane) out_pixels[lane] = static_cast<std::int32_t>((lane * 7) % 16);
     const std::int32_t zero_point = uniform(0, 1) != 0 ? uniform(1, 255) : 0;
     alignas(64) float sa[4], sb[4], bias[4];
     for (int o = 0; o < 4; ++o) {
@@ -121,15 +120,15 @@ inline void check_a8_row_tiles(const qgan::simd::kernel_set& kernels) {
     output.relu = round % 3 == 0;
     output.inverse_scale = std::uniform_real_distribution<float>(0.5f, 40.0f)(rng);
     output.zero_point = uniform(0, 1) != 0 ? uniform(0, 255) : 0;
-    const std::size_t region = 4 * sizeof(float);
-    std::vector<std::uint8_t> simd_out(16 * region, 0xCD), ref_out(16 * region, 0xCD);
-    std::vector<void*> simd_ptrs(16), ref_ptrs(16);
-    for (std::size_t p = 0; p < 16; ++p) simd_ptrs[p] = simd_out.data() + p * region, ref_ptrs[p] = ref_out.data() + p * region;
-    a8_row_tile tile{weights.data(), kernel_taps, outputs, taps.data(), pixels.data(), taps.size(), input.data(), plane, vectors,
-                     lanes, q_sums.data(), counts.data(), zero_point != 0 ? code_sums.data() : nullptr,
-                     {sa, sb, bias, round % 5 == 0 ? 128 : 0, zero_point}, simd_ptrs.data(), 1, output};
+    const std::size_t pixel_stride = 4 + static_cast<std::size_t>(uniform(0, 3));
+    const std::size_t bytes = 16 * pixel_stride * (output.to_u8 ? 1 : sizeof(float));
+    std::vector<std::uint8_t> simd_out(bytes, 0xCD), ref_out(bytes, 0xCD);
+    a8_row_tile tile{weights.data(), kernel_taps, outputs, taps.data(), pixels.data(), taps.size(), input.data(), plane,
+                     vectors, static_cast<std::size_t>(uniform(1, 36)), lanes, zero_point != 0 ? code_sums.data() : nullptr,
+                     {sa, sb, bias, round % 5 == 0 ? 128 : 0, zero_point}, simd_out.data(), out_pixels.data(), pixel_stride, 1,
+                     output};
     kernels.conv.a8_row(tile);
-    tile.outputs = ref_ptrs.data();
+    tile.output_base = ref_out.data();
     conv_ref::a8_row_tile_ref(tile);
     INFO("set " << kernels.name << ", round " << round << ", outputs " << outputs << ", lanes " << lanes << ", vectors " << vectors);
     REQUIRE(simd_out == ref_out);

@@ -168,31 +168,36 @@ struct conv_kernels {
   static void a8_row_vnni(const a8_row_tile& t) noexcept {
     __m512i acc[O];
     for (std::size_t o = 0; o < O; ++o) acc[o] = _mm512_setzero_si512();
+    __m512i q_sum = _mm512_setzero_si512(), count = _mm512_setzero_si512();
     const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i ones = _mm512_set1_epi8(1), group_in = _mm512_set1_epi32(static_cast<std::int32_t>(t.group_in));
     const auto lanes_mask = static_cast<__mmask16>((1u << t.lanes) - 1u);
     for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
       const __m512i pixels = _mm512_loadu_si512(t.pixels + tap * 16);
       const __mmask16 valid = _mm512_mask_cmpge_epi32_mask(lanes_mask, pixels, _mm512_setzero_si512());
       if (valid == 0) continue;
+      count = _mm512_mask_add_epi32(count, valid, count, group_in);
       const auto first_lane = static_cast<std::size_t>(__builtin_ctz(valid));
       const std::int32_t base = t.pixels[tap * 16 + first_lane] - static_cast<std::int32_t>(first_lane);
       const bool consecutive =
           _mm512_mask_cmpeq_epi32_mask(valid, pixels, _mm512_add_epi32(iota, _mm512_set1_epi32(base))) == valid;
+      const std::int8_t* w = t.weights + t.taps[tap] * t.vectors * 4;
       for (std::size_t v = 0; v < t.vectors; ++v) {
         const std::uint8_t* plane = t.input + v * t.plane_bytes;
         const __m512i x = consecutive
                               ? _mm512_maskz_loadu_epi32(valid, plane + static_cast<std::ptrdiff_t>(base) * 4)
                               : _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, pixels, plane, 4);
+        q_sum = _mm512_dpbusd_epi32(q_sum, x, ones);
         for (std::size_t o = 0; o < O; ++o) {
-          const std::int8_t* w = t.weights + ((o * t.weight_tap_count + t.taps[tap]) * t.vectors + v) * 4;
-          acc[o] = _mm512_dpbusd_epi32(acc[o], x, broadcast_dword(reinterpret_cast<const std::uint8_t*>(w)));
+          acc[o] = _mm512_dpbusd_epi32(acc[o], x,
+                                       broadcast_dword(reinterpret_cast<const std::uint8_t*>(w + (o * t.weight_tap_count * t.vectors + v) * 4)));
         }
       }
     }
-    const __m512i q_sum = _mm512_maskz_loadu_epi32(lanes_mask, t.input_sums);
-    const __m512i count = _mm512_maskz_loadu_epi32(lanes_mask, t.input_counts);
     const int_epilogue& e = t.epilogue;
     const __m512 b = _mm512_cvtepi32_ps(_mm512_sub_epi32(q_sum, _mm512_mullo_epi32(_mm512_set1_epi32(e.zero_point), count)));
+    alignas(64) std::int32_t out_pixels[16];
+    _mm512_store_si512(out_pixels, _mm512_maskz_loadu_epi32(lanes_mask, t.out_pixels));
     for (std::size_t o = 0; o < O; ++o) {
       __m512i a = _mm512_add_epi32(acc[o], _mm512_mullo_epi32(_mm512_set1_epi32(e.code_offset), q_sum));
       if (t.code_sums != nullptr) {
@@ -203,16 +208,17 @@ struct conv_kernels {
       if (t.output.to_u8) {
         alignas(64) std::int32_t q[16];
         _mm512_store_si512(q, requantize(y, t.output));
+        auto* out = static_cast<std::uint8_t*>(t.output_base) + o * t.output_stride;
         for (std::size_t lane = 0; lane < t.lanes; ++lane) {
-          static_cast<std::uint8_t*>(t.outputs[lane])[o * t.output_stride] = static_cast<std::uint8_t>(q[lane]);
+          out[static_cast<std::size_t>(out_pixels[lane]) * t.pixel_stride] = static_cast<std::uint8_t>(q[lane]);
         }
       } else {
+        const __m512 stored =
+            t.output.relu ? _mm512_maskz_mov_ps(static_cast<__mmask16>(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y) : y;
         alignas(64) float values[16];
-        _mm512_store_ps(values, y);
-        for (std::size_t lane = 0; lane < t.lanes; ++lane) {
-          const float value = t.output.relu && values[lane] < 0.0f ? 0.0f : values[lane];
-          static_cast<float*>(t.outputs[lane])[o * t.output_stride] = value;
-        }
+        _mm512_store_ps(values, stored);
+        float* out = static_cast<float*>(t.output_base) + o * t.output_stride;
+        for (std::size_t lane = 0; lane < t.lanes; ++lane) out[static_cast<std::size_t>(out_pixels[lane]) * t.pixel_stride] = values[lane];
       }
     }
   }

@@ -93,13 +93,15 @@ inline void a8_channel_tile_ref(const a8_channel_tile& t) noexcept {
 
 template <class Tag = void>
 inline void a8_row_tile_ref(const a8_row_tile& t) noexcept {
-  std::int32_t acc[row_tile_outputs][16] = {};
+  std::int32_t acc[row_tile_outputs][16] = {}, q_sum[16] = {}, count[16] = {};
   for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
     for (std::size_t lane = 0; lane < t.lanes; ++lane) {
       const std::int32_t pixel = t.pixels[tap * 16 + lane];
       if (pixel < 0) continue;
+      count[lane] += static_cast<std::int32_t>(t.group_in);
       for (std::size_t v = 0; v < t.vectors; ++v) {
         const std::uint8_t* x = t.input + v * t.plane_bytes + static_cast<std::size_t>(pixel) * 4;
+        for (std::size_t b = 0; b < 4; ++b) q_sum[lane] += x[b];
         for (std::size_t o = 0; o < t.output_count; ++o) {
           const std::int8_t* w = t.weights + ((o * t.weight_tap_count + t.taps[tap]) * t.vectors + v) * 4;
           for (std::size_t b = 0; b < 4; ++b) acc[o][lane] += std::int32_t{w[b]} * std::int32_t{x[b]};
@@ -110,8 +112,9 @@ inline void a8_row_tile_ref(const a8_row_tile& t) noexcept {
   for (std::size_t lane = 0; lane < t.lanes; ++lane) {
     for (std::size_t o = 0; o < t.output_count; ++o) {
       const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[o * 16 + lane] : 0;
-      const float y = int_output_ref<Tag>(acc[o][lane], t.input_sums[lane], t.input_counts[lane], z_sum, t.epilogue, o);
-      store_ref<Tag>(y, t.outputs[lane], o * t.output_stride, t.output);
+      const float y = int_output_ref<Tag>(acc[o][lane], q_sum[lane], count[lane], z_sum, t.epilogue, o);
+      const auto at = static_cast<std::size_t>(t.out_pixels[lane]) * t.pixel_stride + o * t.output_stride;
+      store_ref<Tag>(y, t.output_base, at, t.output);
     }
   }
 }

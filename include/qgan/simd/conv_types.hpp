@@ -80,6 +80,8 @@ struct a8_channel_tile {
 
 /// A row tile: up to 16 positions in lanes (consecutive positions of one phase), up to
 /// row_tile_outputs output channels, activations u8 in 4-channel planes (n, c/4, h, w, 4).
+/// The kernel sums each lane's inputs (Q) and counts them (n) itself: they come out of
+/// the loads the products need anyway.
 struct a8_row_tile {
   const std::int8_t* weights;         ///< [output][kernel tap][vector] 4 codes each, offset applied
   std::size_t weight_tap_count;       ///< kernel taps per output in weights
@@ -87,15 +89,16 @@ struct a8_row_tile {
   const std::uint16_t* taps;          ///< [tap]: the kernel tap
   const std::int32_t* pixels;         ///< [tap][16]: input pixel of each lane, -1 past the border
   std::size_t tap_count;
-  const std::uint8_t* input;          ///< the image's first plane
+  const std::uint8_t* input;          ///< the image's first plane of the group
   std::size_t plane_bytes;            ///< bytes per 4-channel plane (h*w*4)
   std::size_t vectors;                ///< 4-channel planes
+  std::size_t group_in;               ///< input channels a valid tap brings (n = valid taps * group_in)
   std::size_t lanes;                  ///< positions, 1..16
-  const std::int32_t* input_sums;     ///< [lane] Q
-  const std::int32_t* input_counts;   ///< [lane] n
   const std::int32_t* code_sums;      ///< [output][16] Z; null when the input zp is 0
   int_epilogue epilogue;              ///< indexed by output
-  void* const* outputs;               ///< [lane]: where output 0 of this tile goes
+  void* output_base;                  ///< output o of lane l: element out_pixels[l] * pixel_stride + o * output_stride
+  const std::int32_t* out_pixels;     ///< [16]
+  std::size_t pixel_stride;           ///< elements (u8 or float) per output pixel
   std::size_t output_stride;          ///< elements between consecutive outputs at one position
   tile_output output;
 };

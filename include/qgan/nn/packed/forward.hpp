@@ -124,7 +124,8 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
   const layer_plan& plan = *plan_for(l, in.height, in.width);
   const simd::conv_table& kernels = simd::active_kernels<Arch>().conv;
   const block_terms terms = int8_block_terms(l, in.scale);
-  const std::vector<std::int32_t> sums = pixel_sums(in, l.geometry.groups, l.group_in, pool);
+  // Row tiles sum their inputs in the kernel.
+  const std::vector<std::int32_t> sums = l.weights.row_tiles ? std::vector<std::int32_t>{} : pixel_sums(in, l.geometry.groups, l.group_in, pool);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.pixels();
   const std::size_t out_pixels = static_cast<std::size_t>(plan.out_h) * static_cast<std::size_t>(plan.out_w);
   const std::int32_t zp = in.zero_point;
@@ -222,86 +223,73 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
     return;
   }
 
-  // Row tiles: 16 consecutive positions (row-major within the phase) of one image.
-  std::vector<std::size_t> starts;
-  std::size_t total = 0;
-  for (std::size_t g = 0; g < groups; ++g) {
-    for (const phase_plan& phase : plan.phases) {
-      starts.push_back(total);
-      total += batch * ((phase.position_count() + 15) / 16);
+  // Row tiles: 16 consecutive positions (row-major within the phase) of one image; a
+  // task runs every row tile of one phase of one image, so its setup is paid once.
+  const std::size_t phases = plan.phases.size();
+  std::vector<std::uint16_t> phase_taps;  // kernel taps of every phase, one after another
+  std::vector<std::size_t> taps_begin;
+  for (const phase_plan& phase : plan.phases) {
+    taps_begin.push_back(phase_taps.size());
+    for (std::size_t t = 0; t < phase.tap_count(); ++t) {
+      phase_taps.push_back(static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]));
     }
   }
-  pool.run(total, [&](std::size_t flat) {
-    const auto it = std::upper_bound(starts.begin(), starts.end(), flat) - 1;
-    const auto index = static_cast<std::size_t>(it - starts.begin());
-    const std::size_t g = index / plan.phases.size();
-    const phase_plan& phase = plan.phases[index % plan.phases.size()];
-    const std::size_t per_image = (phase.position_count() + 15) / 16;
-    const std::size_t n = (flat - *it) / per_image, first = ((flat - *it) % per_image) * 16;
-    const std::size_t lanes = std::min<std::size_t>(16, phase.position_count() - first);
-    thread_local std::vector<std::uint16_t> taps;
-    thread_local std::vector<std::int32_t> pixels;
-    taps.resize(phase.tap_count());
-    pixels.assign(phase.tap_count() * 16, -1);
-    std::array<std::int32_t, 16> q_sums{}, counts{};
-    for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-      taps[t] = static_cast<std::uint16_t>(phase.tap_rows[t] * l.geometry.cols.kernel + phase.tap_cols[t]);
-      for (std::size_t lane = 0; lane < lanes; ++lane) {
-        const std::int32_t pixel = phase.pixels_of(first + lane)[t];
-        pixels[t * 16 + lane] = pixel;
-        if (pixel >= 0) {
-          q_sums[lane] += sums[(n * in_pixels + static_cast<std::size_t>(pixel)) * groups + g];
-          counts[lane] += count_per_tap;
-        }
-      }
-    }
+  const std::size_t pixel_stride = to_u8 ? u8_out->pixel_bytes() : out_channels_stride;
+  pool.run(groups * phases * batch, [&](std::size_t task) {
+    const std::size_t g = task / (phases * batch), ph = (task / batch) % phases, n = task % batch;
+    const phase_plan& phase = plan.phases[ph];
+    const std::size_t tap_count = phase.tap_count(), tiles = (phase.position_count() + 15) / 16;
+    const std::uint16_t* taps = phase_taps.data() + taps_begin[ph];
     std::array<std::int32_t, simd::row_tile_outputs * 16> code_sums{};
-    std::array<void*, 16> outputs{};
     alignas(64) std::array<float, simd::row_tile_outputs> sa{}, sb{}, bias{};
     for (std::size_t o0 = 0; o0 < l.group_out; o0 += simd::row_tile_outputs) {
       const std::size_t count = std::min(simd::row_tile_outputs, l.group_out - o0);
       for (std::size_t o = 0; o < count; ++o) {
-        const std::size_t local = o0 + o;
-        const std::size_t at = g * l.blocks * simd::tile_lanes + local;
+        const std::size_t at = g * l.blocks * simd::tile_lanes + o0 + o;
         sa[o] = terms.alpha_scale[at];
         sb[o] = terms.beta_scale[at];
         bias[o] = terms.bias[at];
+      }
+      void* base = to_u8 ? static_cast<void*>(static_cast<std::uint8_t*>(out_data) + u8_out->offset(n, g * l.group_out + o0, 0))
+                         : static_cast<void*>(static_cast<float*>(out_data) + n * out_pixels * out_channels_stride + g * l.group_out + o0);
+      for (std::size_t tile = 0; tile < tiles; ++tile) {
+        const std::int32_t* pixels = phase.row_pixels.data() + tile * tap_count * 16;
+        const std::size_t lanes = std::min<std::size_t>(16, phase.position_count() - tile * 16);
         if (zp != 0) {
-          for (std::size_t lane = 0; lane < lanes; ++lane) {
-            std::int32_t z = 0;
-            for (std::size_t t = 0; t < phase.tap_count(); ++t) {
-              if (pixels[t * 16 + lane] < 0) continue;
-              z += l.weights.code_sums[((g * l.blocks + local / simd::tile_lanes) * l.taps + taps[t]) * simd::tile_lanes +
-                                       local % simd::tile_lanes];
+          // Z per lane: the codes of the taps each lane reads (the latent's zero point).
+          for (std::size_t o = 0; o < count; ++o) {
+            for (std::size_t lane = 0; lane < lanes; ++lane) {
+              std::int32_t z = 0;
+              for (std::size_t t = 0; t < tap_count; ++t) {
+                if (pixels[t * 16 + lane] < 0) continue;
+                const std::size_t local = o0 + o;
+                z += l.weights.code_sums[((g * l.blocks + local / simd::tile_lanes) * l.taps + taps[t]) * simd::tile_lanes +
+                                         local % simd::tile_lanes];
+              }
+              code_sums[o * 16 + lane] = z;
             }
-            code_sums[o * 16 + lane] = z;
           }
         }
+        const simd::a8_row_tile args{l.weights.row_codes.data() + (g * l.group_out + o0) * l.taps * l.vectors * 4,
+                                     l.taps,
+                                     count,
+                                     taps,
+                                     pixels,
+                                     tap_count,
+                                     in.data.data() + in.offset(n, g * l.group_in, 0),
+                                     in.plane_bytes(),
+                                     l.vectors,
+                                     l.group_in,
+                                     lanes,
+                                     zp != 0 ? code_sums.data() : nullptr,
+                                     {sa.data(), sb.data(), bias.data(), l.weights.code_offset, zp},
+                                     base,
+                                     phase.row_outputs.data() + tile * 16,
+                                     pixel_stride,
+                                     1,
+                                     output};
+        kernels.a8_row(args);
       }
-      for (std::size_t lane = 0; lane < lanes; ++lane) {
-        const auto pixel = static_cast<std::size_t>(phase.out_rows[first + lane]) * static_cast<std::size_t>(plan.out_w) +
-                           static_cast<std::size_t>(phase.out_cols[first + lane]);
-        outputs[lane] = out_address(n, pixel, g * l.group_out + o0);
-      }
-      const simd::a8_row_tile args{
-          l.weights.row_codes.data() + (g * l.group_out + o0) * l.taps * l.vectors * 4,
-          l.taps,
-          count,
-          taps.data(),
-          pixels.data(),
-          taps.size(),
-          in.data.data() + in.offset(n, g * l.group_in, 0),
-          in.plane_bytes(),
-          l.vectors,
-          lanes,
-          q_sums.data(),
-          counts.data(),
-          zp != 0 ? code_sums.data() : nullptr,
-          {sa.data(), sb.data(), bias.data(), l.weights.code_offset, zp},
-          outputs.data(),
-          1,
-          output};
-      kernels.a8_row(args);
     }
   });
 }

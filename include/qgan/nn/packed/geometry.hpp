@@ -57,6 +57,10 @@ struct phase_plan {
   std::vector<std::uint32_t> by_pattern;
   /// [position][tap]: input pixel ih*width + iw, or -1 where the tap falls past the border.
   std::vector<std::int32_t> pixels;
+  /// Row tiles: 16 consecutive positions (row-major) each. [tile][tap][16]: the input
+  /// pixel of each lane (-1 past the border or past the phase's positions), and
+  /// [tile][16]: each lane's output pixel oh*out_w + ow (-1 past the positions).
+  std::vector<std::int32_t> row_pixels, row_outputs;
   [[nodiscard]] std::size_t tap_count() const { return tap_rows.size(); }
   [[nodiscard]] std::size_t position_count() const { return out_rows.size(); }
   [[nodiscard]] const std::int32_t* pixels_of(std::size_t position) const {
@@ -166,6 +170,14 @@ inline layer_plan make_layer_plan(bool transposed, int in_h, int in_w, int out_h
       }
       for (const std::size_t position : order) phase.by_pattern.push_back(static_cast<std::uint32_t>(position));
       phase.pixels = std::move(pixels);
+      const std::size_t row_tiles = (positions + 15) / 16;
+      phase.row_pixels.assign(row_tiles * taps * 16, -1);
+      phase.row_outputs.assign(row_tiles * 16, -1);
+      for (std::size_t position = 0; position < positions; ++position) {
+        const std::size_t tile = position / 16, lane = position % 16;
+        for (std::size_t t = 0; t < taps; ++t) phase.row_pixels[(tile * taps + t) * 16 + lane] = phase.pixels[position * taps + t];
+        phase.row_outputs[tile * 16 + lane] = phase.out_rows[position] * out_w + phase.out_cols[position];
+      }
       plan.phases.push_back(std::move(phase));
     }
   }
