@@ -291,7 +291,7 @@ TEST_CASE("packed layers: refusals name the layer and the field", "[packed]") {
 
 TEST_CASE("packed layers: tanh_approx is within 3e-7 of std::tanh on every float", "[packed]") {
   float worst = 0.0f, worst_at = 0.0f;
-  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 97) {
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 4099) {  // every 4099th float: 1M of them
     const float x = std::bit_cast<float>(static_cast<std::uint32_t>(bits));
     const float got = packed::tanh_approx(x), want = std::tanh(x);
     if (std::isnan(x)) {

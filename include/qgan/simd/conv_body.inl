@@ -256,30 +256,41 @@ struct conv_kernels {
 #endif
   }
 
+  // One input channel of every position: acc += x * w, a multiply and an add (no fused
+  // multiply-add, so every set rounds alike), unrolled so the accumulators stay in
+  // registers.
+  template <std::size_t P, std::size_t R>
+  static inline __attribute__((always_inline)) void f32_step(xsimd::batch<float, Arch> (&acc)[P * R],
+                                                           const float* const (&in)[P], std::size_t c, const float* w) noexcept {
+    using batch = xsimd::batch<float, Arch>;
+    batch codes[R];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) codes[r] = batch::load_unaligned(w + r * batch::size);
+#pragma GCC unroll 8
+    for (std::size_t p = 0; p < P; ++p) {
+      const batch x(in[p][c]);
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) acc[p * R + r] = acc[p * R + r] + x * codes[r];
+    }
+  }
+
   template <std::size_t P>
   static void f32_channel_positions(const f32_channel_tile& t) noexcept {
     using batch = xsimd::batch<float, Arch>;
-    constexpr std::size_t width = batch::size < tile_lanes ? batch::size : tile_lanes;
-    constexpr std::size_t registers = tile_lanes / width;
-    batch acc[P][registers];
-    for (std::size_t p = 0; p < P; ++p) {
-      for (std::size_t r = 0; r < registers; ++r) acc[p][r] = batch(0.0f);
-    }
+    constexpr std::size_t R = tile_lanes / batch::size;
+    batch acc[P * R];
+#pragma GCC unroll 32
+    for (std::size_t i = 0; i < P * R; ++i) acc[i] = batch(0.0f);
     for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
       const float* w = t.weights + t.taps[tap] * t.channels * tile_lanes;
-      const float* const* in = t.inputs + tap * P;
-      for (std::size_t c = 0; c < t.channels; ++c) {
-        batch codes[registers];
-        for (std::size_t r = 0; r < registers; ++r) codes[r] = batch::load_unaligned(w + c * tile_lanes + r * width);
-        for (std::size_t p = 0; p < P; ++p) {
-          const batch x(in[p][c]);
-          for (std::size_t r = 0; r < registers; ++r) acc[p][r] = acc[p][r] + x * codes[r];
-        }
-      }
+      const float* in[P];
+#pragma GCC unroll 8
+      for (std::size_t p = 0; p < P; ++p) in[p] = t.inputs[tap * P + p];
+      for (std::size_t c = 0; c < t.channels; ++c) f32_step<P, R>(acc, in, c, w + c * tile_lanes);
     }
     for (std::size_t p = 0; p < P; ++p) {
       alignas(64) float sums[tile_lanes];
-      for (std::size_t r = 0; r < registers; ++r) acc[p][r].store_aligned(sums + r * width);
+      for (std::size_t r = 0; r < R; ++r) acc[p * R + r].store_aligned(sums + r * batch::size);
       for (std::size_t o = 0; o < t.lanes; ++o) {
         const float y = std::fma(t.scale[o], sums[o], std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
         t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
