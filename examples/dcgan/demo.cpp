@@ -100,7 +100,10 @@ int main(int argc, char** argv) {
     const std::filesystem::path generator_path = weights_dir / "generator.safetensors";
     const auto generator_file = qgan::io::safetensors_file::open(generator_path);
     const dcgan::reference_assets assets = dcgan::reference_assets::load(weights_dir);
-    const dcgan::generator fp32_G(assets.fp32_generator);
+    // Every generator runs through the packed layers (fp32 activations, the codes of the
+    // quantized ones), one thread each: the configurations run in parallel.
+    const dcgan::packed_generator fp32_G(dcgan::packed_weight_set{assets.fp32_generator, {}},
+                                         qgan::nn::packed::activation_path::fp32, 1);
     const std::vector<float> z = dcgan::normal_latents(samples * static_cast<std::size_t>(fp32_G.nz()), seed);
 
     std::cerr << "dcgan_demo: N = " << samples << " samples per configuration (seed " << seed << "), "
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
         const qgan::io::qgan_model model = dcgan::quantize_model(generator_file, settings, "generator.safetensors");
         o.model_bytes = qgan::io::serialize_qgan(model).size();
         o.weight_sqnr_db = dcgan::measure_weight_error(generator_file, model).sqnr_db();
-        const dcgan::generator G(dcgan::weights_from_qgan(model));
+        const dcgan::packed_generator G(dcgan::packed_weights_from_qgan(model), qgan::nn::packed::activation_path::fp32, 1);
         const dcgan::tensor4 images = dcgan::run_generator(G, z, samples);
         o.quality = dcgan::score(images, fp32_pixels, assets, resamples, seed);
         const dcgan::tensor4 grid = first_images(images, grid_images);
