@@ -44,19 +44,19 @@ inline std::vector<float> int8_reference(const layer& l, const packed_tensor& we
         for (std::size_t oh = 0; oh < out_h; ++oh) {
           for (std::size_t ow = 0; ow < out_w; ++ow) {
             std::int32_t zq = 0, q_sum = 0, z_sum = 0, count = 0;
-            for (std::size_t c = 0; c < l.group_in; ++c) {
-              for (std::size_t ki = 0; ki < kh; ++ki) {
-                const std::int64_t ih = reference_input(transposed, static_cast<std::int64_t>(oh), static_cast<std::int64_t>(ki),
-                                                        l.geometry.rows, static_cast<std::int64_t>(in.height));
-                if (ih < 0) continue;
-                for (std::size_t kj = 0; kj < kw; ++kj) {
-                  const std::int64_t iw = reference_input(transposed, static_cast<std::int64_t>(ow), static_cast<std::int64_t>(kj),
-                                                          l.geometry.cols, static_cast<std::int64_t>(in.width));
-                  if (iw < 0) continue;
+            for (std::size_t ki = 0; ki < kh; ++ki) {
+              const std::int64_t ih = reference_input(transposed, static_cast<std::int64_t>(oh), static_cast<std::int64_t>(ki),
+                                                      l.geometry.rows, static_cast<std::int64_t>(in.height));
+              if (ih < 0) continue;
+              for (std::size_t kj = 0; kj < kw; ++kj) {
+                const std::int64_t iw = reference_input(transposed, static_cast<std::int64_t>(ow), static_cast<std::int64_t>(kj),
+                                                        l.geometry.cols, static_cast<std::int64_t>(in.width));
+                if (iw < 0) continue;
+                const std::size_t pixel = static_cast<std::size_t>(ih) * in.width + static_cast<std::size_t>(iw);
+                for (std::size_t c = 0; c < l.group_in; ++c) {
                   const auto z = static_cast<std::int32_t>(
                       pack::code_at_ref(weight.codes.data(), detail::canonical_index(l, g, o, c, ki * kw + kj), weight.bits));
-                  const std::int32_t q = in.data[in.offset(n, g * l.group_in + c, static_cast<std::size_t>(ih) * in.width +
-                                                                                        static_cast<std::size_t>(iw))];
+                  const std::int32_t q = in.data[in.offset(n, g * l.group_in + c, pixel)];
                   zq += z * q;
                   q_sum += q;
                   z_sum += z;
