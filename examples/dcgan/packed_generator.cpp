@@ -248,10 +248,11 @@ activation_ranges calibrate_ranges(const packed_generator& G, std::size_t sample
 
 void store_ranges(qgan::io::qgan_model& model, const activation_ranges& ranges) {
   for (std::size_t i = 0; i < generator_layers; ++i) {
-    for (const auto& [name, value] : {std::pair{input_scale_name(i), ranges[i].scale},
-                                      std::pair{input_zero_point_name(i), static_cast<float>(ranges[i].zero_point)}}) {
+    for (const auto& entry : {std::pair{input_scale_name(i), ranges[i].scale},
+                              std::pair{input_zero_point_name(i), static_cast<float>(ranges[i].zero_point)}}) {
+      const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture one
       std::erase_if(model.tensors, [&](const qgan::io::qgan_entry& e) { return e.name == name; });
-      model.tensors.push_back({name, qgan::io::float_tensor{{1}, {value}}});
+      model.tensors.push_back({name, qgan::io::float_tensor{{1}, {entry.second}}});
     }
   }
 }

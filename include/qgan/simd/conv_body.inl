@@ -226,6 +226,108 @@ struct conv_kernels {
   static constexpr bool vnni = false;
 #endif
 
+#if defined(__AVX2__) && !(defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__))
+  // AVX2: codes and activations widened to 16 bits and multiplied with vpmaddwd, which
+  // adds pairs into int32 and cannot overflow for any code width (vpmaddubsw would
+  // saturate at 16 bits once 2*255*(2^k - 1) > 32767, i.e. for k > 6). Each call covers
+  // 8 of a block's 16 channels (a half) so the accumulators fit the 16 registers; the
+  // pair sums are folded and the epilogue is the reference's, so the bits are the same.
+  template <int Bits>
+  static __m256i half_vector(const std::uint8_t* chunk, std::size_t half, std::size_t u) noexcept {
+    const auto load = [&](std::size_t block) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 64 * block + 32 * half));
+    };
+    if constexpr (Bits == 1) {
+      return _mm256_and_si256(_mm256_srli_epi16(load(0), static_cast<int>(u)), _mm256_set1_epi8(1));
+    } else if constexpr (Bits == 2) {
+      return _mm256_and_si256(_mm256_srli_epi16(load(u / 4), static_cast<int>(2 * (u % 4))), _mm256_set1_epi8(3));
+    } else if constexpr (Bits == 3) {
+      const __m256i low = _mm256_and_si256(_mm256_srli_epi16(load(u / 4), static_cast<int>(2 * (u % 4))), _mm256_set1_epi8(3));
+      const __m256i high = load(2);
+      const __m256i moved = u <= 2 ? _mm256_slli_epi16(high, static_cast<int>(2 - u)) : _mm256_srli_epi16(high, static_cast<int>(u - 2));
+      return _mm256_or_si256(low, _mm256_and_si256(moved, _mm256_set1_epi8(4)));
+    } else if constexpr (Bits == 4) {
+      return _mm256_and_si256(_mm256_srli_epi16(load(u / 2), static_cast<int>(4 * (u % 2))), _mm256_set1_epi8(15));
+    } else {
+      return load(u);
+    }
+  }
+
+  // Positions p0 .. p0 + P - 1 of the tile (at most 4: 8 accumulators, codes and the
+  // broadcast fill AVX2's 16 registers).
+  template <std::size_t P, int Bits>
+  static void a8_half_sums(const a8_channel_tile& t, const std::uint8_t* weights, std::size_t half, std::size_t p0,
+                           std::int32_t (&sums)[tile_positions][tile_lanes]) noexcept {
+    constexpr std::size_t bytes_per_chunk = 64 * static_cast<std::size_t>(Bits);
+    __m256i acc[P][2];
+    for (std::size_t p = 0; p < P; ++p) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const std::uint8_t* w = weights + t.taps[tap] * t.tap_bytes;
+      const std::uint8_t* in[P];
+      for (std::size_t p = 0; p < P; ++p) in[p] = t.inputs[tap * t.positions + p0 + p];
+      for (std::size_t v = 0; v < t.vectors; ++v) {
+        const __m256i codes = half_vector<Bits>(w + (v / 8) * bytes_per_chunk, half, v % 8);
+        const __m256i low = Bits == 8 ? _mm256_cvtepi8_epi16(_mm256_castsi256_si128(codes))
+                                      : _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes));
+        const __m256i high = Bits == 8 ? _mm256_cvtepi8_epi16(_mm256_extracti128_si256(codes, 1))
+                                       : _mm256_cvtepu8_epi16(_mm256_extracti128_si256(codes, 1));
+#pragma GCC unroll 8
+        for (std::size_t p = 0; p < P; ++p) {
+          std::int32_t x;
+          std::memcpy(&x, in[p] + 4 * v, sizeof x);
+          const __m256i words = _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(x)));
+          acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(low, words));
+          acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(high, words));
+        }
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      alignas(32) std::int32_t pairs[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), acc[p][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(pairs + 8), acc[p][1]);
+      for (std::size_t lane = 0; lane < 8; ++lane) sums[p0 + p][8 * half + lane] = pairs[2 * lane] + pairs[2 * lane + 1];
+    }
+  }
+
+  template <std::size_t P>
+  static void a8_half_group(const a8_channel_tile& t, const std::uint8_t* weights, std::size_t half, std::size_t p0,
+                            std::int32_t (&sums)[tile_positions][tile_lanes]) noexcept {
+    switch (t.storage_bits) {
+      case 1: a8_half_sums<P, 1>(t, weights, half, p0, sums); break;
+      case 2: a8_half_sums<P, 2>(t, weights, half, p0, sums); break;
+      case 3: a8_half_sums<P, 3>(t, weights, half, p0, sums); break;
+      case 4: a8_half_sums<P, 4>(t, weights, half, p0, sums); break;
+      default: a8_half_sums<P, 8>(t, weights, half, p0, sums); break;
+    }
+  }
+
+  template <std::size_t P>
+  static void a8_channel_avx2(const a8_channel_tile& t) noexcept {
+    constexpr std::size_t first = P < 4 ? P : 4;
+    for (std::size_t block = 0; block < t.blocks; ++block) {
+      std::int32_t sums[tile_positions][tile_lanes];
+      const std::uint8_t* weights = t.weights + block * t.block_bytes;
+      for (std::size_t half = 0; half < 2; ++half) {
+        a8_half_group<first>(t, weights, half, 0, sums);
+        if constexpr (P > 4) a8_half_group<P - 4>(t, weights, half, 4, sums);
+      }
+      int_epilogue e = t.epilogue;
+      e.alpha_scale += block * t.terms_stride;
+      e.beta_scale += block * t.terms_stride;
+      e.bias += block * t.terms_stride;
+      const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
+      for (std::size_t p = 0; p < P; ++p) {
+        void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
+        for (std::size_t o = 0; o < lanes; ++o) {
+          const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * P + p) * tile_lanes + o] : 0;
+          const float y = conv_ref::int_output_ref<Arch>(sums[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
+          conv_ref::store_ref<Arch>(y, out, t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o, t.output);
+        }
+      }
+    }
+  }
+#endif
+
   static void a8_channel(const a8_channel_tile& t) noexcept {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
     switch (t.positions) {
@@ -237,6 +339,17 @@ struct conv_kernels {
       case 6: a8_channel_vnni<6>(t); return;
       case 7: a8_channel_vnni<7>(t); return;
       default: a8_channel_vnni<8>(t); return;
+    }
+#elif defined(__AVX2__)
+    switch (t.positions) {
+      case 1: a8_channel_avx2<1>(t); return;
+      case 2: a8_channel_avx2<2>(t); return;
+      case 3: a8_channel_avx2<3>(t); return;
+      case 4: a8_channel_avx2<4>(t); return;
+      case 5: a8_channel_avx2<5>(t); return;
+      case 6: a8_channel_avx2<6>(t); return;
+      case 7: a8_channel_avx2<7>(t); return;
+      default: a8_channel_avx2<8>(t); return;
     }
 #else
     conv_ref::a8_channel_tile_ref<Arch>(t);

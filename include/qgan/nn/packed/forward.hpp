@@ -320,7 +320,8 @@ void forward(const layer& l, const u8_activations& in, u8_activations& out, thre
   if (out.planar && (l.weights.row_tiles || (l.geometry.groups > 1 && l.group_out % 4 != 0))) {
     qgan::detail::throw_error(l.name, ": cannot write planar output (row tiles, or groups of ", l.group_out, " channels)");
   }
-  const auto [h, w] = output_size(l, in.height, in.width);
+  const auto extent = output_size(l, in.height, in.width);
+  const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
   out.allocate(in.batch, l.geometry.out_channels, h, w);
   simd::tile_output output;
   output.to_u8 = true;
@@ -339,7 +340,8 @@ void forward(const layer& l, const u8_activations& in, f32_activations& out, boo
     qgan::detail::throw_error(l.name, ": takes ", l.weights.row_tiles ? "planar" : "channel-last", " 8-bit input, given ",
                 in.planar ? "planar" : "channel-last");
   }
-  const auto [h, w] = output_size(l, in.height, in.width);
+  const auto extent = output_size(l, in.height, in.width);
+  const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
   out.allocate(in.batch, l.geometry.out_channels, h, w);
   simd::tile_output output;
   output.relu = relu;
@@ -353,7 +355,8 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   detail::check_input(l, in.channels, in.height, in.width, in.batch);
   const layer_plan& plan = *detail::plan_for(l, in.height, in.width);
   const tiling& tiles = *detail::tiling_for(l, plan, in.height, in.width, in.batch);
-  const auto [h, w] = output_size(l, in.height, in.width);
+  const auto extent = output_size(l, in.height, in.width);
+  const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
   out.allocate(in.batch, l.geometry.out_channels, h, w);
   const simd::kernel_set& kernels = simd::active_kernels<Arch>();
   const detail::block_terms terms = detail::fp32_block_terms(l);
