@@ -128,6 +128,9 @@ TEST_CASE("qgan calibrate, then qgan sample --act int8 on any thread count", "[c
   const cli_result fp32_model = run_cli({"sample", generator_path, "--arch", "dcgan", "--act", "int8", "-o", (dir.path / "x.png").string()});
   CHECK(fp32_model.code == 1);
   CHECK_THAT(fp32_model.err, Contains("not quantized"));
+  const cli_result unquantized = run_cli({"calibrate", generator_path, "--arch", "dcgan", "-o", (dir.path / "u.qgan").string()});
+  CHECK(unquantized.code == 1);
+  CHECK_THAT(unquantized.err, Contains("not a .qgan model") && Contains("quantize it first"));
   const std::string lloyd = (dir.path / "lloyd.qgan").string();
   REQUIRE(run_cli({"quantize", generator_path, "-o", lloyd, "--method", "lloyd", "--bits", "2", "--arch", "dcgan"}).code == 0);
   const cli_result codebook = run_cli({"calibrate", lloyd, "--arch", "dcgan", "-o", (dir.path / "l8.qgan").string()});

@@ -46,6 +46,10 @@ int command_calibrate(std::span<const std::string> args, const context& ctx) {
   require_distinct_files(parsed, inputs, outputs);
   qgan::io::atomic_file out(output);
 
+  if (!dcgan::is_qgan_file(model_path)) {
+    throw qgan::error(model_path.string() + ": not a .qgan model; 8-bit activations run from quantized weights, so "
+                      "quantize it first (qgan quantize MODEL -o OUT.qgan --method em --bits K --per-channel --arch dcgan)");
+  }
   const std::vector<std::byte> image = qgan::io::input_file(model_path).read_all();
   qgan::io::qgan_model model = qgan::io::parse_qgan(image, model_path.string());
   const dcgan::packed_weight_set weights = dcgan::load_packed_weights(model_path);
