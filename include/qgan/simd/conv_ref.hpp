@@ -3,6 +3,8 @@
 // tiles. `Tag` as in qgan/pack/canonical.hpp.
 #pragma once
 
+#include "qgan/core/isa_namespace.hpp"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +13,9 @@
 #include "qgan/simd/conv_types.hpp"
 
 namespace qgan::simd::conv_ref {
+// In the instruction-set namespace as pack/canonical.hpp's references are: layer code
+// calls them with the default Tag from units built with different -m flags.
+QGAN_BEGIN_FUNCTIONS
 
 /// Code byte j (output lane j/4, channel 4*v + j%4 of the chunk) of vector v (0..7) of a
 /// chunk of 32 input channels x 16 output channels: widths 1, 2 and 4 hold 8/k vectors per
@@ -142,4 +147,5 @@ inline void f32_channel_tile_ref(const f32_channel_tile& t) noexcept {
   }
 }
 
+QGAN_END_FUNCTIONS
 }  // namespace qgan::simd::conv_ref

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "qgan/core/error.hpp"
+#include "qgan/simd/conv_ref.hpp"
 
 namespace qgan::nn::packed {
 
@@ -88,13 +89,15 @@ inline u8_activations quantize_nchw(std::span<const float> x, std::size_t n, std
   q.scale = range.scale;
   q.zero_point = range.zero_point;
   q.allocate(n, c, h, w);
-  const float inverse = 1.0f / range.scale;
+  // The kernels' own requantization, so the latent rounds as every layer output does.
+  simd::tile_output conversion;
+  conversion.to_u8 = true;
+  conversion.inverse_scale = 1.0f / range.scale;
+  conversion.zero_point = range.zero_point;
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t ch = 0; ch < c; ++ch) {
       for (std::size_t p = 0; p < h * w; ++p) {
-        const float r = std::nearbyint(x[(i * c + ch) * h * w + p] * inverse) + static_cast<float>(range.zero_point);
-        const float low = r > 0.0f ? r : 0.0f;
-        q.data[q.offset(i, ch, p)] = static_cast<std::uint8_t>(low < 255.0f ? low : 255.0f);
+        q.data[q.offset(i, ch, p)] = simd::conv_ref::requantize_ref(x[(i * c + ch) * h * w + p], conversion);
       }
     }
   }

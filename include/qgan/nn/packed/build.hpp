@@ -142,7 +142,7 @@ inline void put_chunk_code(std::uint8_t* chunk, int storage_bits, std::size_t v,
   }
 }
 
-inline void build_int8(layer& l, const packed_tensor& w, const std::vector<std::size_t>& param_channel) {
+inline void build_int8(layer& l, const packed_tensor& w) {
   layer_weights& out = l.weights;
   out.storage_bits = w.bits <= 4 ? w.bits : 8;
   out.code_offset = w.bits == 8 ? 128 : 0;
@@ -193,7 +193,6 @@ inline void build_int8(layer& l, const packed_tensor& w, const std::vector<std::
       }
     }
   }
-  (void)param_channel;
 }
 
 inline void build_fp32_codes(layer& l, const packed_tensor& w, const std::vector<std::size_t>& param_channel, bool uniform) {
@@ -276,7 +275,7 @@ inline layer make_layer(std::string name, const layer_geometry& geometry, const 
       qgan::detail::throw_error(l.name, ": ", l.taps * l.group_in, " products per output exceed the ", max_int8_reduction,
                   " the exact int32 sums allow; run it with fp32 activations");
     }
-    detail::build_int8(l, weight, *channels);
+    detail::build_int8(l, weight);
   } else {
     detail::build_fp32_codes(l, weight, *channels, info.uniform_grid());
   }

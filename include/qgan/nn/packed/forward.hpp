@@ -16,6 +16,8 @@
 
 #include "qgan/core/error.hpp"
 #include "qgan/core/thread_pool.hpp"
+#include "qgan/nn/conv2d.hpp"
+#include "qgan/nn/conv_transpose2d.hpp"
 #include "qgan/nn/packed/layer.hpp"
 #include "qgan/simd/select.hpp"
 
@@ -23,14 +25,19 @@ namespace qgan::nn::packed {
 namespace detail {
 QGAN_BEGIN_FUNCTIONS
 
+// PyTorch's output extent (nn/conv2d.hpp, nn/conv_transpose2d.hpp), refused when a
+// convolution's dilated kernel is longer than its padded input (the formula's truncating
+// division would then still give 1).
 inline std::size_t output_extent(const layer& l, const axis_spec& a, std::size_t in) {
-  const auto i = static_cast<std::int64_t>(in);
-  const std::int64_t k = a.kernel, s = a.stride, p = a.pad, d = a.dilation;
-  const std::int64_t out = l.geometry.kind == layer_kind::transposed_convolution
-                               ? (i - 1) * s - 2 * p + d * (k - 1) + a.output_pad + 1
-                               : (i + 2 * p - d * (k - 1) - 1) / s + 1;
-  const bool fits = l.geometry.kind == layer_kind::transposed_convolution || i + 2 * p - d * (k - 1) - 1 >= 0;
-  if (!fits || out < 1) qgan::detail::throw_error(l.name, ": an input extent of ", in, " gives no output (kernel ", k, ", stride ", s, ", padding ", p, ")");
+  const auto i = static_cast<Eigen::Index>(in);
+  const bool transposed = l.geometry.kind == layer_kind::transposed_convolution;
+  const Eigen::Index out = transposed ? conv_transpose2d_output_extent(i, a.kernel, a.stride, a.pad, a.output_pad, a.dilation)
+                                      : conv2d_output_extent(i, a.kernel, a.stride, a.pad, a.dilation);
+  const bool fits = transposed || i + 2 * a.pad - a.dilation * (a.kernel - 1) - 1 >= 0;
+  if (!fits || out < 1) {
+    qgan::detail::throw_error(l.name, ": an input extent of ", in, " gives no output (kernel ", a.kernel, ", stride ", a.stride,
+                              ", padding ", a.pad, ")");
+  }
   return static_cast<std::size_t>(out);
 }
 
@@ -59,6 +66,27 @@ inline void check_input(const layer& l, std::size_t channels, std::size_t height
   if (height > (1u << 20) || width > (1u << 20)) qgan::detail::throw_error(l.name, ": input extent above 2^20");
   if (l.geometry.kind == layer_kind::linear && (height != 1 || width != 1)) qgan::detail::throw_error(l.name, ": a linear layer takes 1x1 inputs");
 }
+
+inline void check_int8_input(const layer& l, const u8_activations& in) {
+  if (l.weights.path != activation_path::int8) qgan::detail::throw_error(l.name, ": built for fp32 activations, given 8-bit ones");
+  check_input(l, in.channels, in.height, in.width, in.batch);
+  if (in.planar != l.weights.row_tiles) {
+    qgan::detail::throw_error(l.name, ": takes ", l.weights.row_tiles ? "planar" : "channel-last", " 8-bit input, given ",
+                              in.planar ? "planar" : "channel-last");
+  }
+}
+
+/// The position, image and output pixel of each entry of a channel tile.
+struct tile_entries {
+  std::array<std::size_t, simd::tile_positions> position{}, image{}, out_pixel{};
+  tile_entries(const tiling& tiles, const phase_plan& phase, const channel_tile& tile, std::size_t out_w) {
+    for (std::size_t p = 0; p < tile.count; ++p) {
+      position[p] = tiles.position_of(phase, tile.first + p);
+      image[p] = tiles.image_of(phase, tile.first + p);
+      out_pixel[p] = static_cast<std::size_t>(phase.out_rows[position[p]]) * out_w + static_cast<std::size_t>(phase.out_cols[position[p]]);
+    }
+  }
+};
 
 /// Epilogue terms of every output channel, padded to whole 16-channel blocks (zero past
 /// the layer's channels): channel o of group g at (g * blocks + o / 16) * 16 + o % 16.
@@ -119,8 +147,9 @@ inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_
 }
 
 template <class Arch>
-void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool to_u8, const u8_activations* u8_out,
-                  std::size_t out_channels_stride, bool relu, const simd::tile_output& output, thread_pool& pool) {
+void forward_int8(const layer& l, const u8_activations& in, void* out_data, const u8_activations* u8_out,
+                  std::size_t out_channels_stride, const simd::tile_output& output, thread_pool& pool) {
+  const bool to_u8 = u8_out != nullptr;
   const layer_plan& plan = *plan_for(l, in.height, in.width);
   const simd::conv_table& kernels = simd::active_kernels<Arch>().conv;
   const block_terms terms = int8_block_terms(l, in.scale);
@@ -131,7 +160,6 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
   const std::int32_t zp = in.zero_point;
   const std::int32_t count_per_tap = static_cast<std::int32_t>(l.group_in);
   const std::vector<std::uint8_t> zeros(l.vectors * 4 + 64, 0);
-  (void)relu;
 
   // Output address of channel `o` (global) at pixel `p` of image `n`.
   const auto out_address = [&](std::size_t n, std::size_t p, std::size_t o) -> void* {
@@ -146,11 +174,9 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
       const channel_tile& tile = tiles.tiles[task % tiles.tiles.size()];
       const phase_plan& phase = plan.phases[tile.phase];
       const std::size_t positions = tile.count;
-      std::array<std::size_t, simd::tile_positions> image{}, position{};
-      for (std::size_t p = 0; p < positions; ++p) {
-        position[p] = tiles.position_of(phase, tile.first + p);
-        image[p] = tiles.image_of(phase, tile.first + p);
-      }
+      const tile_entries entries(tiles, phase, tile, static_cast<std::size_t>(plan.out_w));
+      const auto& position = entries.position;
+      const auto& image = entries.image;
       // Taps no position reads point at zeros (their codes multiply nothing). Scratch
       // space is per thread and reused: an allocation would be a visible part of a tile.
       const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
@@ -190,11 +216,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, bool
         }
       }
       std::array<void*, simd::tile_positions> outputs{};
-      for (std::size_t p = 0; p < positions; ++p) {
-        const auto pixel = static_cast<std::size_t>(phase.out_rows[position[p]]) * static_cast<std::size_t>(plan.out_w) +
-                           static_cast<std::size_t>(phase.out_cols[position[p]]);
-        outputs[p] = out_address(image[p], pixel, g * l.group_out);
-      }
+      for (std::size_t p = 0; p < positions; ++p) outputs[p] = out_address(image[p], entries.out_pixel[p], g * l.group_out);
       const std::size_t first_term = g * l.blocks * simd::tile_lanes;
       const std::size_t block_bytes = l.taps * l.chunks * simd::chunk_bytes(l.weights.storage_bits);
       simd::a8_channel_tile args{
@@ -308,12 +330,7 @@ inline std::pair<std::size_t, std::size_t> output_size(const layer& l, std::size
 /// (q = clamp(round(y / scale) + zero_point, 0, 255): with zero point 0 that is ReLU).
 template <class Arch = xsimd::default_arch>
 void forward(const layer& l, const u8_activations& in, u8_activations& out, thread_pool& pool) {
-  if (l.weights.path != activation_path::int8) qgan::detail::throw_error(l.name, ": built for fp32 activations, given 8-bit ones");
-  detail::check_input(l, in.channels, in.height, in.width, in.batch);
-  if (in.planar != l.weights.row_tiles) {
-    qgan::detail::throw_error(l.name, ": takes ", l.weights.row_tiles ? "planar" : "channel-last", " 8-bit input, given ",
-                in.planar ? "planar" : "channel-last");
-  }
+  detail::check_int8_input(l, in);
   if (!(out.scale > 0.0f) || !std::isfinite(out.scale) || out.zero_point < 0 || out.zero_point > 255) {
     qgan::detail::throw_error(l.name, ": output scale ", out.scale, " and zero point ", out.zero_point, " are not a valid 8-bit range");
   }
@@ -328,24 +345,19 @@ void forward(const layer& l, const u8_activations& in, u8_activations& out, thre
   output.inverse_scale = 1.0f / out.scale;
   output.zero_point = out.zero_point;
   output.quad_stride = out.planar ? out.plane_bytes() : 4;
-  detail::forward_int8<Arch>(l, in, out.data.data(), true, &out, 0, false, output, pool);
+  detail::forward_int8<Arch>(l, in, out.data.data(), &out, 0, output, pool);
 }
 
 /// 8-bit input to float output (channel-last), with or without ReLU.
 template <class Arch = xsimd::default_arch>
 void forward(const layer& l, const u8_activations& in, f32_activations& out, bool relu, thread_pool& pool) {
-  if (l.weights.path != activation_path::int8) qgan::detail::throw_error(l.name, ": built for fp32 activations, given 8-bit ones");
-  detail::check_input(l, in.channels, in.height, in.width, in.batch);
-  if (in.planar != l.weights.row_tiles) {
-    qgan::detail::throw_error(l.name, ": takes ", l.weights.row_tiles ? "planar" : "channel-last", " 8-bit input, given ",
-                in.planar ? "planar" : "channel-last");
-  }
+  detail::check_int8_input(l, in);
   const auto extent = output_size(l, in.height, in.width);
   const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
   out.allocate(in.batch, l.geometry.out_channels, h, w);
   simd::tile_output output;
   output.relu = relu;
-  detail::forward_int8<Arch>(l, in, out.data.data(), false, nullptr, l.geometry.out_channels, relu, output, pool);
+  detail::forward_int8<Arch>(l, in, out.data.data(), nullptr, l.geometry.out_channels, output, pool);
 }
 
 /// Float input and output (channel-last).
@@ -395,37 +407,41 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
     }
     const std::size_t first_term = task * simd::tile_lanes;
     for (const channel_tile& tile : tiles.tiles) {
-      {
-        const phase_plan& phase = plan.phases[tile.phase];
-        const std::size_t positions = tile.count;
-        std::array<std::size_t, simd::tile_positions> image{}, position{};
-        for (std::size_t p = 0; p < positions; ++p) {
-          position[p] = tiles.position_of(phase, tile.first + p);
-          image[p] = tiles.image_of(phase, tile.first + p);
+      const phase_plan& phase = plan.phases[tile.phase];
+      const std::size_t positions = tile.count;
+      const detail::tile_entries entries(tiles, phase, tile, w);
+      const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
+      const std::size_t tap_count = tile.taps_end - tile.taps_begin;
+      thread_local std::vector<const float*> inputs;
+      inputs.assign(std::max<std::size_t>(tap_count, 1) * positions, zeros.data());
+      std::array<float, simd::tile_positions> input_sums{};
+      std::array<float*, simd::tile_positions> outputs{};
+      for (std::size_t p = 0; p < positions; ++p) {
+        const std::int32_t* pixels = phase.pixels_of(entries.position[p]);
+        for (std::size_t u = 0; u < tap_count; ++u) {
+          const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
+          if (pixel < 0) continue;
+          const std::size_t at = entries.image[p] * in_pixels + static_cast<std::size_t>(pixel);
+          inputs[u * positions + p] = in.data.data() + at * in.channels + g * l.group_in;
+          input_sums[p] = input_sums[p] + sums[at * groups + g];
         }
-        const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
-        const std::size_t tap_count = tile.taps_end - tile.taps_begin;
-        thread_local std::vector<const float*> inputs;
-        inputs.assign(std::max<std::size_t>(tap_count, 1) * positions, zeros.data());
-        std::array<float, simd::tile_positions> input_sums{};
-        std::array<float*, simd::tile_positions> outputs{};
-        for (std::size_t p = 0; p < positions; ++p) {
-          const std::int32_t* pixels = phase.pixels_of(position[p]);
-          for (std::size_t u = 0; u < tap_count; ++u) {
-            const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
-            if (pixel < 0) continue;
-            const std::size_t at = image[p] * in_pixels + static_cast<std::size_t>(pixel);
-            inputs[u * positions + p] = in.data.data() + at * in.channels + g * l.group_in;
-            input_sums[p] = input_sums[p] + sums[at * groups + g];
-          }
-          const auto pixel = static_cast<std::size_t>(phase.out_rows[position[p]]) * w + static_cast<std::size_t>(phase.out_cols[position[p]]);
-          outputs[p] = out.data.data() + (image[p] * out_pixels + pixel) * l.geometry.out_channels + g * l.group_out + b * simd::tile_lanes;
-        }
-        const simd::f32_channel_tile args{weights, l.group_in, taps, tap_count, inputs.data(), positions,
-                                          input_sums.data(), terms.alpha_scale.data() + first_term, terms.beta_scale.data() + first_term, terms.bias.data() + first_term,
-                                          std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes), outputs.data(), relu};
-        kernels.conv.f32_channel(args);
+        outputs[p] = out.data.data() + (entries.image[p] * out_pixels + entries.out_pixel[p]) * l.geometry.out_channels +
+                     g * l.group_out + b * simd::tile_lanes;
       }
+      const simd::f32_channel_tile args{weights,
+                                        l.group_in,
+                                        taps,
+                                        tap_count,
+                                        inputs.data(),
+                                        positions,
+                                        input_sums.data(),
+                                        terms.alpha_scale.data() + first_term,
+                                        terms.beta_scale.data() + first_term,
+                                        terms.bias.data() + first_term,
+                                        std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes),
+                                        outputs.data(),
+                                        relu};
+      kernels.conv.f32_channel(args);
     }
   });
 }

@@ -1,5 +1,5 @@
 // Convolution, transposed convolution and linear layers that compute straight from k-bit
-// weight codes (qgan/nn/packed/packed_layer.hpp builds them). Math in
+// weight codes (qgan/nn/packed/build.hpp builds them, forward.hpp runs them). Math in
 // qgan/simd/conv_types.hpp, geometry in qgan/nn/packed/geometry.hpp.
 //
 // Weights are repacked once, at construction, from the file's canonical layout into the
@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <map>
 #include <array>
-#include <compare>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -98,7 +97,7 @@ class plan_cache {
   mutable std::map<std::array<std::size_t, 3>, std::shared_ptr<const tiling>> tilings_;
 };
 
-/// A packed layer: what qgan/nn/packed/packed_layer.hpp builds and forward.hpp runs.
+/// A packed layer: what qgan/nn/packed/build.hpp builds and forward.hpp runs.
 struct layer {
   std::string name;
   layer_geometry geometry;
