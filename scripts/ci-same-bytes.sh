@@ -29,6 +29,18 @@ if [ -x "$arm_qgan" ]; then
 else
   echo "no aarch64 build at $arm_qgan: aarch64 skipped"
 fi
+# Runs the tool of a runner ("label:emulator:binary"), forcing the kernel set its label
+# names, with the remaining arguments.
+run_tool() {
+  local label emulator binary
+  IFS=: read -r label emulator binary <<< "$1"
+  shift
+  local env_set=()
+  [[ $label == QGAN_KERNELS=* ]] && env_set=("$label")
+  # shellcheck disable=SC2086  # the emulator is a command and its flags
+  env "${env_set[@]}" $emulator "${binary:-$qgan}" "$@"
+}
+
 status=0
 for config in "G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-channel" "G lloyd 2 --per-channel" \
               "G em 4" "G em+ 1" "G log 3 --per-channel" "G tanh 2 --per-channel" \
@@ -38,17 +50,14 @@ for config in "G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-c
   [ "$model" = subnormal ] && model_file=$subnormal
   reference=""
   for runner in "${runners[@]}"; do
-    IFS=: read -r label emulator binary <<< "$runner"
-    binary=${binary:-$qgan}
-    env_set=()
-    [[ $label == QGAN_KERNELS=* ]] && env_set=("$label")
+    IFS=: read -r label emulator _ <<< "$runner"
     # Thread counts are compared natively; emulated runs (10-50x slower) take one.
     thread_counts=(1 2)
     [ -n "$emulator" ] && thread_counts=(2)
     for threads in "${thread_counts[@]}"; do
       out="$work/out.qgan"
-      # shellcheck disable=SC2086
-      env "${env_set[@]}" $emulator "$binary" quantize "$model_file" -o "$out" --method "$method" --bits "$bits" \
+      # shellcheck disable=SC2086  # grain is empty or one flag
+      run_tool "$runner" quantize "$model_file" -o "$out" --method "$method" --bits "$bits" \
         ${grain:-} --arch dcgan --threads "$threads" >/dev/null
       digest=$(sha256sum "$out" | cut -c1-16)
       printf "%-9s %-7s %d bits %-13s %-26s threads %d: %s\n" "$model" "$method" "$bits" "${grain:---per-tensor}" "$label" "$threads" "$digest"
@@ -69,12 +78,8 @@ for config in "$work/w2a8.qgan int8" "$work/l3.qgan fp32" "$input fp32"; do
   read -r model act <<< "$config"
   reference=""
   for runner in "${runners[@]}"; do
-    IFS=: read -r label emulator binary <<< "$runner"
-    binary=${binary:-$qgan}
-    env_set=()
-    [[ $label == QGAN_KERNELS=* ]] && env_set=("$label")
-    # shellcheck disable=SC2086
-    env "${env_set[@]}" $emulator "$binary" sample "$model" --arch dcgan --act "$act" --threads 2 -n 8 --seed 5 \
+    label=${runner%%:*}
+    run_tool "$runner" sample "$model" --arch dcgan --act "$act" --threads 2 -n 8 --seed 5 \
       -o "$work/grid.png" --raw "$work/images.f32" > /dev/null
     digest=$(sha256sum "$work/images.f32" | cut -c1-16)
     printf "sample %-22s --act %-4s %-26s: %s\n" "$(basename "$model")" "$act" "$label" "$digest"

@@ -52,7 +52,7 @@ int command_calibrate(std::span<const std::string> args, const context& ctx) {
   }
   const std::vector<std::byte> image = qgan::io::input_file(model_path).read_all();
   qgan::io::qgan_model model = qgan::io::parse_qgan(image, model_path.string());
-  const dcgan::packed_weight_set weights = dcgan::load_packed_weights(model_path);
+  const dcgan::packed_weight_set weights = dcgan::packed_weights_from_qgan(model);  // the file is read once
   const dcgan::packed_generator G(weights, qgan::nn::packed::activation_path::fp32, threads_option(parsed));
   const dcgan::activation_ranges ranges = dcgan::calibrate_ranges(G, samples, seed);
   // Weights that cannot run with 8-bit activations (codebook policies) fail here, naming

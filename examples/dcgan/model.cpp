@@ -2,9 +2,10 @@
 // shares these instantiations of the Eigen-heavy layers.
 #include "dcgan/model.hpp"
 
+#include "dcgan/tensor_reader.hpp"
+
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 
@@ -35,54 +36,6 @@ tensor4 to_tensor4(const float_tensor& t) {
   return out;
 }
 
-// Reads a network's tensors and remembers which it took, so a file holding a tensor the
-// network would not use (a bias it ignores, a layer it does not have) is refused instead
-// of silently running a different model than the file describes.
-class tensor_reader {
- public:
-  explicit tensor_reader(const weight_set& w) : w_(w) {}
-  [[nodiscard]] const std::string& source() const { return w_.source(); }
-
-  const float_tensor& at(const std::string& name, const qgan::shape_t& shape) {
-    used_.insert(name);
-    return w_.at(name, shape);
-  }
-  const float_tensor* optional(const std::string& name, const qgan::shape_t& shape) {
-    if (w_.find(name) == nullptr) return nullptr;
-    return &at(name, shape);
-  }
-
-  /// Throws naming every tensor the network did not take; integer bookkeeping tensors
-  /// (num_batches_tracked) and the reserved activation-quantization names are known.
-  void require_all_used(const char* network) const {
-    std::string unknown;
-    std::size_t count = 0;
-    const auto consider = [&](const std::string& name) {
-      if (used_.count(name) != 0 || is_known_unused(name)) return;
-      if (count < 8) unknown += (unknown.empty() ? "'" : ", '") + name + "'";
-      ++count;
-    };
-    for (const auto& [name, tensor] : w_.tensors()) consider(name);
-    for (const auto& [name, type] : w_.others()) consider(name);
-    if (count != 0) {
-      qgan::detail::throw_error(w_.source(), ": ", count, count == 1 ? " tensor" : " tensors", " the ", network,
-                                " does not use: ", unknown, count > 8 ? ", ..." : "",
-                                " (refusing to run a model that differs from the file)");
-    }
-  }
-
-  static bool is_known_unused(std::string_view name) {
-    for (const std::string_view suffix : known_unused_suffixes) {
-      if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) return true;
-    }
-    return false;
-  }
-
- private:
-  const weight_set& w_;
-  std::set<std::string, std::less<>> used_;
-};
-
 tensor4 conv_weight(tensor_reader& w, const std::string& name, std::int64_t a, std::int64_t b) {
   return to_tensor4(w.at(name + ".weight", {a, b, 4, 4}));
 }
@@ -93,22 +46,6 @@ std::optional<tensor1> conv_bias(tensor_reader& w, const std::string& name, std:
   const float_tensor* bias = w.optional(name + ".bias", {out_channels});
   if (bias == nullptr) return std::nullopt;
   return to_tensor1(*bias);
-}
-
-qgan::nn::batch_norm2d_params batch_norm(tensor_reader& w, const std::string& name, std::int64_t channels) {
-  const qgan::shape_t shape{channels};
-  constexpr float eps = 1e-5f;
-  const float_tensor& variance = w.at(name + ".running_var", shape);
-  // Checked here, where the file and tensor are known; the layer would only say which
-  // channel.
-  for (std::size_t c = 0; c < variance.values.size(); ++c) {
-    if (!(static_cast<double>(variance.values[c]) + eps > 0.0)) {
-      qgan::detail::throw_error(w.source(), ": tensor '", name, ".running_var': element ", c, " is ",
-                                variance.values[c], "; a variance must be > -eps (", eps, ")");
-    }
-  }
-  return {to_tensor1(w.at(name + ".running_mean", shape)), to_tensor1(variance),
-          to_tensor1(w.at(name + ".weight", shape)), to_tensor1(w.at(name + ".bias", shape)), eps};
 }
 
 tensor4 convolve_transposed(const tensor4& x, const tensor4& weight, const std::optional<tensor1>& bias,
@@ -151,10 +88,10 @@ generator::generator(const weight_set& weights)
   b2_ = conv_bias(w, "deconv2", 2 * ngf_);
   b3_ = conv_bias(w, "deconv3", ngf_);
   b4_ = conv_bias(w, "deconv4", 1);
-  bn1_ = batch_norm(w, "bn1", 4 * ngf_);
-  bn2_ = batch_norm(w, "bn2", 2 * ngf_);
-  bn3_ = batch_norm(w, "bn3", ngf_);
-  w.require_all_used("DCGAN generator");
+  bn1_ = read_batch_norm(w, "bn1", 4 * ngf_);
+  bn2_ = read_batch_norm(w, "bn2", 2 * ngf_);
+  bn3_ = read_batch_norm(w, "bn3", ngf_);
+  w.require_all_used("DCGAN generator", known_unused_suffixes);
 }
 
 tensor4 generator::operator()(const tensor4& z) const {
@@ -180,9 +117,9 @@ discriminator::discriminator(const weight_set& weights) : ndf_(first_extent(weig
   b2_ = conv_bias(w, "conv2", 2 * ndf_);
   b3_ = conv_bias(w, "conv3", 4 * ndf_);
   b4_ = conv_bias(w, "conv4", 1);
-  bn2_ = batch_norm(w, "bn2", 2 * ndf_);
-  bn3_ = batch_norm(w, "bn3", 4 * ndf_);
-  w.require_all_used("DCGAN discriminator");
+  bn2_ = read_batch_norm(w, "bn2", 2 * ndf_);
+  bn3_ = read_batch_norm(w, "bn3", 4 * ndf_);
+  w.require_all_used("DCGAN discriminator", known_unused_suffixes);
 }
 
 tensor1 discriminator::operator()(const tensor4& images) const {
@@ -202,14 +139,14 @@ classifier::classifier(const weight_set& weights) {
   w1_ = conv_weight(w, "conv1", 32, 1);
   w2_ = conv_weight(w, "conv2", 64, 32);
   w3_ = conv_weight(w, "conv3", 128, 64);
-  bn1_ = batch_norm(w, "bn1", 32);
-  bn2_ = batch_norm(w, "bn2", 64);
-  bn3_ = batch_norm(w, "bn3", 128);
+  bn1_ = read_batch_norm(w, "bn1", 32);
+  bn2_ = read_batch_norm(w, "bn2", 64);
+  bn3_ = read_batch_norm(w, "bn3", 128);
   fc1_ = to_tensor2(w.at("fc1.weight", {feature_dim, 2048}));
   fc1_bias_ = to_tensor1(w.at("fc1.bias", {feature_dim}));
   fc2_ = to_tensor2(w.at("fc2.weight", {classes, feature_dim}));
   fc2_bias_ = to_tensor1(w.at("fc2.bias", {classes}));
-  w.require_all_used("Fashion-MNIST classifier");
+  w.require_all_used("Fashion-MNIST classifier", known_unused_suffixes);
 }
 
 classifier_outputs classifier::operator()(const tensor4& images) const {

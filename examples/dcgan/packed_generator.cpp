@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <string_view>
 
 #include "dcgan/latent.hpp"
 #include "dcgan/model.hpp"
+#include "dcgan/tensor_reader.hpp"
 #include "qgan/core/error.hpp"
 #include "qgan/nn/activations.hpp"
 #include "qgan/nn/packed/build.hpp"
@@ -22,28 +22,10 @@ std::string input_zero_point_name(std::size_t layer) { return "deconv" + std::to
 
 namespace {
 
-const float_tensor* find_float(const packed_weight_set& w, const std::string& name, const qgan::shape_t& shape) {
-  const float_tensor* t = w.floats.find(name);
-  if (t == nullptr) return nullptr;
-  return &w.floats.at(name, shape);
-}
-
-qgan::nn::batch_norm2d_params batch_norm(const packed_weight_set& w, const std::string& name, std::int64_t channels) {
-  const qgan::shape_t shape{channels};
-  const auto read = [&](const char* field) {
-    const float_tensor& t = w.floats.at(name + "." + field, shape);
-    qgan::nn::tensor1 out(channels);
-    std::copy(t.values.begin(), t.values.end(), out.data());
-    return out;
-  };
-  qgan::nn::batch_norm2d_params bn{read("running_mean"), read("running_var"), read("weight"), read("bias"), 1e-5f};
-  for (Eigen::Index c = 0; c < channels; ++c) {
-    if (!(static_cast<double>(bn.running_var(c)) + 1e-5 > 0.0)) {
-      qgan::detail::throw_error(w.floats.source(), ": tensor '", name, ".running_var': element ", c, " is ",
-                                bn.running_var(c), "; a variance must be > -eps (1e-05)");
-    }
-  }
-  return bn;
+std::vector<std::string> packed_names(const packed_weight_set& w) {
+  std::vector<std::string> names;
+  for (const auto& entry : w.packed) names.push_back(entry.first);
+  return names;
 }
 
 std::int64_t extent(const packed_weight_set& w, const std::string& name, std::size_t axis) {
@@ -73,7 +55,7 @@ packed_generator::packed_generator(const packed_weight_set& w, packed::activatio
                               " output channels is not 4 * ngf");
   }
   const std::array<std::int64_t, generator_layers + 1> channels{nz_, 4 * ngf, 2 * ngf, ngf, 1};
-  std::set<std::string, std::less<>> used;
+  tensor_reader reader(w.floats, packed_names(w));
   for (std::size_t i = 0; i < generator_layers; ++i) {
     const std::string name = "deconv" + std::to_string(i + 1);
     packed::layer_geometry g;
@@ -83,18 +65,11 @@ packed_generator::packed_generator(const packed_weight_set& w, packed::activatio
     g.rows = g.cols = i == 0 ? packed::axis_spec{4, 1, 0, 1, 0} : packed::axis_spec{4, 2, 1, 1, 0};
     packed::layer_extras extras;
     const qgan::shape_t weight_shape{channels[i], channels[i + 1], 4, 4};
-    if (const float_tensor* bias = find_float(w, name + ".bias", {channels[i + 1]})) {
-      extras.bias = bias->values;
-      used.insert(name + ".bias");
-    }
-    if (i + 1 < generator_layers) {
-      const std::string bn = "bn" + std::to_string(i + 1);
-      extras.batch_norm = batch_norm(w, bn, channels[i + 1]);
-      for (const char* field : {".running_mean", ".running_var", ".weight", ".bias"}) used.insert(bn + field);
-    }
-    used.insert(name + ".weight");
+    if (const float_tensor* bias = reader.optional(name + ".bias", {channels[i + 1]})) extras.bias = bias->values;
+    if (i + 1 < generator_layers) extras.batch_norm = read_batch_norm(reader, "bn" + std::to_string(i + 1), channels[i + 1]);
     const std::string label = w.floats.source() + ": " + name;
     if (const auto found = w.packed.find(name + ".weight"); found != w.packed.end()) {
+      reader.mark_used(found->first);
       if (found->second.shape != weight_shape) {
         qgan::detail::throw_error(w.floats.source(), ": tensor '", name, ".weight': shape ", qgan::to_string(found->second.shape),
                                   ", expected ", qgan::to_string(weight_shape));
@@ -105,14 +80,12 @@ packed_generator::packed_generator(const packed_weight_set& w, packed::activatio
         qgan::detail::throw_error(w.floats.source(), ": tensor '", name,
                                   ".weight' is not quantized; 8-bit activations run from a quantized .qgan model");
       }
-      const float_tensor& weight = w.floats.at(name + ".weight", weight_shape);
+      const float_tensor& weight = reader.at(name + ".weight", weight_shape);
       layers_.push_back(packed::make_layer(label, g, std::span<const float>(weight.values), extras));
     }
     // The ranges: given, or stored in the file.
-    const float_tensor* scale = find_float(w, input_scale_name(i), {1});
-    const float_tensor* zero = find_float(w, input_zero_point_name(i), {1});
-    if (scale != nullptr) used.insert(input_scale_name(i));
-    if (zero != nullptr) used.insert(input_zero_point_name(i));
+    const float_tensor* scale = reader.optional(input_scale_name(i), {1});
+    const float_tensor* zero = reader.optional(input_zero_point_name(i), {1});
     if (path == packed::activation_path::int8) {
       if (ranges != nullptr) {
         ranges_[i] = (*ranges)[i];
@@ -134,22 +107,10 @@ packed_generator::packed_generator(const packed_weight_set& w, packed::activatio
       }
     }
   }
-  // Everything the file holds must be used (or be bookkeeping), as the fp32 models require.
-  std::string unknown;
-  std::size_t count = 0;
-  const auto consider = [&](const std::string& name) {
-    if (used.count(name) != 0 || name.ends_with(".num_batches_tracked")) return;
-    if (count < 8) unknown += (unknown.empty() ? "'" : ", '") + name + "'";
-    ++count;
-  };
-  for (const auto& [name, tensor] : w.floats.tensors()) consider(name);
-  for (const auto& [name, type] : w.floats.others()) consider(name);
-  for (const auto& [name, tensor] : w.packed) consider(name);
-  if (count != 0) {
-    qgan::detail::throw_error(w.floats.source(), ": ", count, count == 1 ? " tensor" : " tensors",
-                              " the DCGAN generator does not use: ", unknown, count > 8 ? ", ..." : "",
-                              " (refusing to run a model that differs from the file)");
-  }
+  // Everything the file holds must be used, as the Eigen models require; the stored
+  // ranges are read above, so only BatchNorm's step counter is bookkeeping here.
+  constexpr std::array<std::string_view, 1> bookkeeping{".num_batches_tracked"};
+  reader.require_all_used("DCGAN generator", bookkeeping);
 }
 
 packed_generator packed_generator::load(const std::filesystem::path& path, packed::activation_path act, int threads) {
