@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "cli.hpp"
@@ -19,6 +20,8 @@
 #include "dcgan/quantize_model.hpp"
 #include "cli_runner.hpp"
 #include "test_files.hpp"
+#include "qgan/io/qgan_writer.hpp"
+#include "qgan/io/qgan_reader.hpp"
 
 using Catch::Matchers::Contains;
 
@@ -140,6 +143,34 @@ TEST_CASE("qgan calibrate, then qgan sample --act int8 on any thread count", "[c
   const cli_result bad_act = run_cli({"sample", model, "--arch", "dcgan", "--act", "int4", "-o", (dir.path / "x.png").string()});
   CHECK(bad_act.code == 2);
   CHECK_THAT(bad_act.err, Contains("--act 'int4'"));
+}
+
+TEST_CASE("qgan sample --act int8 refuses stored ranges that are not 8-bit ranges", "[cli]") {
+  const qgan::test::temp_dir dir("qgan_cli_");
+  const std::string model = (dir.path / "g.qgan").string(), calibrated = (dir.path / "g8.qgan").string();
+  REQUIRE(run_cli({"quantize", generator_path, "-o", model, "--method", "em", "--bits", "2", "--per-channel", "--arch", "dcgan"})
+              .code == 0);
+  REQUIRE(run_cli({"calibrate", model, "--arch", "dcgan", "-o", calibrated, "--samples", "64"}).code == 0);
+  struct damage {
+    const char* tensor;
+    float value;
+    const char* message;
+  };
+  for (const damage d : {damage{"deconv1.input_scale", -1.0f, "are not an 8-bit range"},
+                         damage{"deconv1.input_zero_point", 3.5f, "are not an 8-bit range"},
+                         damage{"deconv2.input_zero_point", 7.0f, "input follows a ReLU"}}) {
+    qgan::io::qgan_model damaged = qgan::io::read_qgan(calibrated);
+    for (auto& entry : damaged.tensors) {
+      if (entry.name == d.tensor) std::get<qgan::io::float_tensor>(entry.tensor).values[0] = d.value;
+    }
+    const std::string path = (dir.path / "bad.qgan").string();
+    qgan::io::write_qgan(path, damaged);
+    const cli_result sample = run_cli({"sample", path, "--arch", "dcgan", "--act", "int8", "-o", (dir.path / "x.png").string()});
+    INFO(d.tensor << " = " << d.value);
+    CHECK(sample.code == 1);
+    CHECK_THAT(sample.err, Contains(d.message) && Contains(d.tensor == std::string("deconv2.input_zero_point") ? "deconv2" : d.tensor));
+    CHECK_FALSE(std::filesystem::exists(dir.path / "x.png"));
+  }
 }
 
 TEST_CASE("qgan sample --z reads the latent vectors a seed would give", "[cli]") {
