@@ -8,7 +8,11 @@
 # line in a debug build); the target's other sources keep theirs, and must not be built
 # with -march flags above the oldest CPU the binary should run on. Every unit is built
 # with -ffp-contract=off: a fused multiply-add the source did not ask for would change
-# sums that every set must compute alike.
+# sums that every set must compute alike. The target and its users get
+# QGAN_DISPATCHED_KERNELS_ONLY: their own units call the dispatcher and never compile a
+# kernel set themselves (a library target holding the kernels passes that on to the
+# programs that link it, and a program linking such units without the kernels fails to
+# link).
 set(_qgan_dispatch_dir "${CMAKE_CURRENT_LIST_DIR}/dispatch")
 
 function(qgan_add_dispatched_kernels target)
@@ -57,4 +61,7 @@ function(qgan_add_dispatched_kernels target)
   configure_file("${_qgan_dispatch_dir}/dispatcher.cpp.in" "${out_dir}/dispatcher.cpp" @ONLY)
   target_sources(${target} PRIVATE "${out_dir}/dispatcher.cpp")
   target_link_libraries(${target} PRIVATE qgan::qgan)
+  # The target's units and those of whatever links it call the dispatcher only, so none of
+  # them compiles a static kernel set of its own (qgan/simd/select.hpp).
+  target_compile_definitions(${target} PUBLIC QGAN_DISPATCHED_KERNELS_ONLY)
 endfunction()

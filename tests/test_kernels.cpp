@@ -1,7 +1,8 @@
 // The kernels for the instruction set this file is compiled for (static selection), and
-// the scalar reference set itself. CI builds the tests with the default x86-64 flags
-// (SSE2 kernels), with -march=native (AVX-512 on CI's machines) and for aarch64 (NEON);
-// test_dispatch.cpp covers every set through run-time dispatch.
+// the scalar reference set itself, in a program of their own (qgan_static_tests) that has
+// no dispatcher. CI builds the tests with the default x86-64 flags (SSE2 kernels), with
+// -march=native (AVX-512 on CI's machines) and for aarch64 (NEON); test_dispatch.cpp
+// covers every set through run-time dispatch.
 #include <catch2/catch.hpp>
 
 #include "kernel_checks.hpp"

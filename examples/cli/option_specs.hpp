@@ -12,7 +12,8 @@ namespace qgan_cli {
 inline const option_spec quantize_option_specs[] = {
     {"-o", true, false, "--output"}, {"--method"}, {"--bits"}, {"--per-channel", false},
     {"--arch"}, {"--axis", true, true}, {"--keep", true, true}, {"--bits-for", true, true},
-    {"--threads"},
+    {"--threads"}, {"--recalibrate"}, {"--calib-samples"}, {"--calib-seed"}, {"--rounding-inputs"},
+    {"--bias-target"},
 };
 
 inline const option_spec sample_option_specs[] = {

@@ -10,6 +10,7 @@
 #include "dcgan/weights.hpp"
 #include "progress.hpp"
 #include "qgan/io/file_checks.hpp"
+#include "recalibrate.hpp"
 
 namespace qgan_cli {
 
@@ -35,6 +36,20 @@ constexpr const char* help =
     "  --bits-for PATTERN=K   K bits for matching tensors (repeatable; last match wins)\n"
     "  --threads N            threads splitting each tensor's work (default: all cores);\n"
     "                         the output is byte-identical for any N\n"
+    "\n"
+    "Data-free recalibration from sampled latents (needs --arch; docs/recalibration.md):\n"
+    "  --recalibrate STEPS    comma-separated: bn (re-estimate BatchNorm statistics on the\n"
+    "                         quantized generator), bn-match (match the fp32 network's\n"
+    "                         post-BatchNorm moments instead), bias (bias correction),\n"
+    "                         rounding (GPTQ rounding on the quantizer's own grid)\n"
+    "  --calib-samples N      calibration latents (default 1024)\n"
+    "  --calib-seed S         their seed (default 3141592653; eval uses 1, sample 0)\n"
+    "  --rounding-inputs quantized|fp32\n"
+    "                         whose layer inputs build the rounding objective (default\n"
+    "                         quantized)\n"
+    "  --bias-target fp32|same-inputs\n"
+    "                         bias correction aims each layer's mean output at the fp32\n"
+    "                         network's (default) or at the fp32 layer's on the same inputs\n"
     "\n"
     "A safetensors file does not say whether a 4-D weight belongs to a Conv2d (output\n"
     "channels on axis 0) or a ConvTranspose2d (axis 1), so --per-channel needs --arch or\n"
@@ -76,6 +91,9 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
   const std::uint64_t in_bytes = qgan::io::regular_file_size(input);
   if (dcgan::is_qgan_file(input)) {
     throw qgan::error(input.string() + ": already a .qgan model; quantize the original .safetensors");
+  }
+  if (const std::optional<qgan::calib::recalibration_options> options = recalibration_options(parsed, settings.threads)) {
+    return quantize_and_recalibrate(input, output, settings, *options, ctx);
   }
   // Streamed tensor by tensor (peak memory near the largest tensor); the summary's
   // weight SQNR comes from the energies each tensor reports as it is written.
