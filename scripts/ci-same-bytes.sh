@@ -71,6 +71,21 @@ done
 # 8-bit activations (a calibrated W2 model; the scalar, SSE and NEON sets run the reference
 # tiles, AVX2 and AVX-512 their own), fp32 activations on a codebook (Lloyd-Max 3-bit:
 # level tables), and the fp32 model (fp32 tiles on floats).
+# Recalibration (its Hessians and forward passes are Eigen, compiled with the tool's own
+# flags) gives the same file whichever kernel set the x86 tool dispatches to, Nehalem
+# included; aarch64's Eigen rounds its products differently, so its file is only shown.
+reference=""
+for runner in "${runners[@]}"; do
+  label=${runner%%:*}
+  run_tool "$runner" quantize "$input" -o "$work/r.qgan" --method em --bits 2 --per-channel --arch dcgan \
+    --threads 2 --recalibrate bn,bias,rounding --calib-samples 32 > /dev/null
+  digest=$(sha256sum "$work/r.qgan" | cut -c1-16)
+  printf "recalibrated em 2 bits (32 latents)  %-26s: %s\n" "$label" "$digest"
+  [ "$label" = aarch64 ] && continue
+  if [ -z "$reference" ]; then reference=$digest
+  elif [ "$digest" != "$reference" ]; then echo "DIFFERS from $reference"; status=1; fi
+done
+
 "$qgan" quantize "$input" -o "$work/w2.qgan" --method em --bits 2 --per-channel --arch dcgan > /dev/null
 "$qgan" calibrate "$work/w2.qgan" --arch dcgan -o "$work/w2a8.qgan" --samples 256 > /dev/null
 "$qgan" quantize "$input" -o "$work/l3.qgan" --method lloyd --bits 3 --per-channel --arch dcgan > /dev/null

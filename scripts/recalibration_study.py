@@ -23,7 +23,8 @@ VARIANTS = [("", "PTQ"), ("bn", "+ BN"), ("bn,bias", "+ bias"), ("bn,bias,roundi
 ABLATIONS = [
     ("bn-match", [], "BN matched to fp32 post-BN moments"),
     ("bn-match,bias,rounding", [], "bn-match + bias + rounding"),
-    ("bn,bias,rounding", ["--rounding-inputs", "fp32"], "rounding from fp32 inputs"),
+    ("bn,bias,rounding", ["--rounding-inputs", "quantized"], "rounding from quantized inputs (classic GPTQ)"),
+    ("bn-match,bias,rounding", ["--rounding-inputs", "both"], "bn-match; rounding: quantized inputs, fp32 targets"),
     ("bn,bias,rounding", ["--bias-target", "same-inputs"], "bias toward fp32 layer on same inputs"),
     ("bias,rounding", [], "bias + rounding, BN kept"),
     ("rounding", [], "rounding alone"),

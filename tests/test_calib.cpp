@@ -317,6 +317,29 @@ TEST_CASE("bias correction zeroes the mean output error on the calibration set a
   CHECK(held_after < 0.5 * held_before);
 }
 
+TEST_CASE("bias correction into a tanh lowers the error after the tanh, where matching means would not", "[calib]") {
+  const tiny_generator tiny(14, activation_kind::tanh);
+  const qgan::io::safetensors_file file = qgan::io::safetensors_file::open(tiny.path);
+  const qgan::io::qgan_model plain = tiny.quantize("em", 1);
+  qgan::io::qgan_model corrected = plain;
+  qgan::calib::recalibration_options options = qgan::calib::parse_steps("bn,bias");
+  options.samples = 200;
+  (void)qgan::calib::recalibrate(file, corrected, tiny.network, options);
+  const tensor4 z = qgan::calib::calibration_latents(tiny.network, 200, options.seed);
+  const tensor4 reference = forward_file(tiny.network, z, file);
+  // bn only, for the error before conv2's bias moves.
+  qgan::io::qgan_model bn_only = plain;
+  qgan::calib::recalibration_options bn = qgan::calib::parse_steps("bn");
+  bn.samples = 200;
+  (void)qgan::calib::recalibrate(file, bn_only, tiny.network, bn);
+  const auto mse = [&](const tensor4& a) { return qgan::calib::detail::mean_squared_difference(a, reference); };
+  const double before = mse(forward_model(tiny.network, z, bn_only));
+  const double after = mse(forward_model(tiny.network, z, corrected));
+  INFO("after tanh: " << before << " -> " << after);
+  CHECK(after <= before);
+  CHECK(corrected.floats("conv2.bias").values != bn_only.floats("conv2.bias").values);
+}
+
 TEST_CASE("GPTQ rounding never leaves a layer's calibration error above the incoming codes'", "[calib]") {
   for (const char* method : {"em", "minmax", "lloyd", "log"}) {
     for (int bits = 1; bits <= 4; ++bits) {

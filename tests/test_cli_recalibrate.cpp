@@ -70,7 +70,7 @@ TEST_CASE("qgan quantize refuses recalibration options it cannot honour", "[cli]
   usage({"--arch", "dcgan", "--recalibrate", "bn,bn-match"}, "exclude each other");
   usage({"--arch", "dcgan", "--calib-samples", "64"}, "--calib-samples needs --recalibrate");
   usage({"--arch", "dcgan", "--recalibrate", "bn", "--rounding-inputs", "fp32"}, "--rounding-inputs needs the rounding step");
-  usage({"--arch", "dcgan", "--recalibrate", "rounding", "--rounding-inputs", "both"}, "--rounding-inputs 'both' is unknown");
+  usage({"--arch", "dcgan", "--recalibrate", "rounding", "--rounding-inputs", "all"}, "--rounding-inputs 'all' is unknown");
   usage({"--arch", "dcgan", "--recalibrate", "bias", "--bias-target", "x"}, "--bias-target 'x' is unknown");
   usage({"--arch", "dcgan", "--recalibrate", "bn", "--calib-samples", "1"}, "--calib-samples");
   CHECK_FALSE(std::filesystem::exists(out));

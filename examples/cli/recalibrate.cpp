@@ -32,11 +32,16 @@ std::optional<qgan::calib::recalibration_options> recalibration_options(const pa
   options.samples = static_cast<std::size_t>(parsed.integer("--calib-samples", 1024, 2, 65536));
   options.seed = static_cast<std::uint64_t>(parsed.integer("--calib-seed", 3141592653, 0, INT64_MAX));
   options.threads = threads;
-  const std::string inputs = parsed.value("--rounding-inputs").value_or("quantized");
-  if (inputs != "quantized" && inputs != "fp32") {
-    throw usage_error("qgan quantize: --rounding-inputs '" + inputs + "' is unknown (quantized or fp32)");
+  const std::string inputs = parsed.value("--rounding-inputs").value_or("fp32");
+  if (inputs == "quantized") {
+    options.rounding_from = qgan::calib::rounding_inputs::quantized;
+  } else if (inputs == "fp32") {
+    options.rounding_from = qgan::calib::rounding_inputs::fp32;
+  } else if (inputs == "both") {
+    options.rounding_from = qgan::calib::rounding_inputs::both;
+  } else {
+    throw usage_error("qgan quantize: --rounding-inputs '" + inputs + "' is unknown (quantized, fp32 or both)");
   }
-  options.rounding_from = inputs == "fp32" ? qgan::calib::rounding_inputs::fp32 : qgan::calib::rounding_inputs::quantized;
   const std::string target = parsed.value("--bias-target").value_or("fp32");
   if (target != "fp32" && target != "same-inputs") {
     throw usage_error("qgan quantize: --bias-target '" + target + "' is unknown (fp32 or same-inputs)");

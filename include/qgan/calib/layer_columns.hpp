@@ -45,10 +45,13 @@ struct layer_geometry {
 };
 
 /// Hessians of one layer's output error, one per phase: H = sum over output pixels of
-/// x x^T, where x is the pixel's column of inputs (input channel major, tap minor).
+/// x x^T, where x is the pixel's column of inputs (input channel major, tap minor); with
+/// reference inputs r (the fp32 network's, where x are the quantized network's), also
+/// C = sum r x^T, which turns the fp32 layer's output on r into a target for x.
 struct layer_hessians {
   std::vector<output_phase> phases{};
   std::vector<Eigen::MatrixXd> hessians{};
+  std::vector<Eigen::MatrixXd> cross{};  ///< C per phase; empty without reference inputs
   double positions = 0;  ///< output pixels summed over, all phases and samples
 };
 
@@ -104,14 +107,16 @@ inline std::size_t weight_index(const layer_step& step, const layer_geometry& g,
   return static_cast<std::size_t>((outer * g.kernel_h + t.ky) * g.kernel_w + t.kx);
 }
 
-/// Accumulates every phase's Hessian from layer inputs x (N, C, H, W), in chunks of
-/// samples so that the columns never need more than a few MB; phases run on `threads`
-/// threads, each summing its own samples in order, so the result does not depend on them.
+/// Accumulates every phase's Hessian from layer inputs x (N, C, H, W), and the cross
+/// sums with `reference` when given (same shape), in chunks of samples so that the
+/// columns never need more than a few MB; phases run on `threads` threads, each summing
+/// its own samples in order, so the result does not depend on them.
 inline layer_hessians accumulate_hessians(const layer_step& step, const layer_geometry& g, const nn::tensor4& x,
-                                          int threads) {
+                                          int threads, const nn::tensor4* reference = nullptr) {
   layer_hessians out;
   out.phases = output_phases(step, g);
   out.hessians.resize(out.phases.size());
+  if (reference != nullptr) out.cross.resize(out.phases.size());
   const Eigen::Index samples = x.dimension(0);
   parallel_for(out.phases.size(), threads, [&](std::size_t p) {
     const output_phase& phase = out.phases[p];
@@ -119,6 +124,7 @@ inline layer_hessians accumulate_hessians(const layer_step& step, const layer_ge
     const Eigen::Index cols = static_cast<Eigen::Index>(g.in_channels) * taps;
     Eigen::MatrixXd& h = out.hessians[p];
     h = Eigen::MatrixXd::Zero(cols, cols);
+    if (reference != nullptr) out.cross[p] = Eigen::MatrixXd::Zero(cols, cols);
     const Eigen::Index pixels = static_cast<Eigen::Index>(phase.out_rows.size());
     if (cols == 0 || pixels == 0) return;
     // Where each (pixel, tap) reads: an offset into one sample's (h, w) plane, or -1.
@@ -132,16 +138,15 @@ inline layer_hessians accumulate_hessians(const layer_step& step, const layer_ge
       }
     }
     const Eigen::Index chunk_samples = std::max<Eigen::Index>(1, 8192 / pixels);
-    Eigen::MatrixXf columns;
+    Eigen::MatrixXf columns, reference_columns;
     Eigen::MatrixXf partial;
     const std::int64_t plane = g.in_h * g.in_w;
-    for (Eigen::Index n0 = 0; n0 < samples; n0 += chunk_samples) {
-      const Eigen::Index n1 = std::min(samples, n0 + chunk_samples);
-      columns.setZero(cols, (n1 - n0) * pixels);
+    const auto gather = [&](const nn::tensor4& from, Eigen::Index n0, Eigen::Index n1, Eigen::MatrixXf& into) {
+      into.setZero(cols, (n1 - n0) * pixels);
       for (Eigen::Index n = n0; n < n1; ++n) {
-        const float* sample = x.data() + n * g.in_channels * plane;
+        const float* sample = from.data() + n * g.in_channels * plane;
         for (Eigen::Index i = 0; i < pixels; ++i) {
-          float* column = columns.col((n - n0) * pixels + i).data();
+          float* column = into.col((n - n0) * pixels + i).data();
           for (Eigen::Index t = 0; t < taps; ++t) {
             const std::int64_t offset = source[static_cast<std::size_t>(i * taps + t)];
             if (offset < 0) continue;
@@ -149,9 +154,18 @@ inline layer_hessians accumulate_hessians(const layer_step& step, const layer_ge
           }
         }
       }
+    };
+    for (Eigen::Index n0 = 0; n0 < samples; n0 += chunk_samples) {
+      const Eigen::Index n1 = std::min(samples, n0 + chunk_samples);
+      gather(x, n0, n1, columns);
       partial.setZero(cols, cols);
       partial.selfadjointView<Eigen::Lower>().rankUpdate(columns);
       h += partial.cast<double>();
+      if (reference != nullptr) {
+        gather(*reference, n0, n1, reference_columns);
+        partial.noalias() = reference_columns * columns.transpose();
+        out.cross[p] += partial.cast<double>();
+      }
     }
     h = h.selfadjointView<Eigen::Lower>();
   });
