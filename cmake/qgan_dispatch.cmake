@@ -14,6 +14,8 @@
 # programs that link it, and a program linking such units without the kernels fails to
 # link).
 set(_qgan_dispatch_dir "${CMAKE_CURRENT_LIST_DIR}/dispatch")
+set(QGAN_DISPATCH_ISAS "" CACHE STRING
+    "Kernel sets qgan_add_dispatched_kernels compiles, a subset of the processor's (empty: all); each costs a unit's compile time")
 
 function(qgan_add_dispatched_kernels target)
   string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" processor)
@@ -23,6 +25,14 @@ function(qgan_add_dispatched_kernels target)
     set(isas neon64)
   else()
     set(isas "")
+  endif()
+  if(QGAN_DISPATCH_ISAS)
+    foreach(isa IN LISTS QGAN_DISPATCH_ISAS)
+      if(NOT isa IN_LIST isas)
+        message(FATAL_ERROR "QGAN_DISPATCH_ISAS: '${isa}' is not a kernel set of ${processor} (${isas})")
+      endif()
+    endforeach()
+    set(isas ${QGAN_DISPATCH_ISAS})
   endif()
   set(arch_sse2 "xsimd::sse2")
   set(arch_sse4_2 "xsimd::sse4_2")

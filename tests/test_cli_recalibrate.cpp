@@ -75,3 +75,27 @@ TEST_CASE("qgan quantize refuses recalibration options it cannot honour", "[cli]
   usage({"--arch", "dcgan", "--recalibrate", "bn", "--calib-samples", "1"}, "--calib-samples");
   CHECK_FALSE(std::filesystem::exists(out));
 }
+
+TEST_CASE("qgan quantize --recalibrate ...,act8 stores 8-bit activation ranges from the same latents", "[cli][calib]") {
+  const qgan::test::temp_dir dir("qgan_cli_recal_");
+  const auto path = dir.path / "w2a8.qgan";
+  const cli_result r = run_cli({"quantize", generator_path, "-o", path.string(), "--method", "em", "--bits", "2",
+                                "--per-channel", "--arch", "dcgan", "--recalibrate", "act8,bn", "--calib-samples", "32"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const qgan::io::qgan_model model = qgan::io::read_qgan(path);
+  CHECK(model.metadata.at("qgan.recalibration") == "bn,act8");
+  CHECK_THAT(model.metadata.at("qgan.activation_calibration"), Contains("32 generator runs, latent seed 3141592653"));
+  CHECK(model.find("deconv1.input_scale") != nullptr);
+  const cli_result sample = run_cli({"sample", path.string(), "--arch", "dcgan", "--act", "int8", "-n", "4", "-o",
+                                     (dir.path / "grid.png").string()});
+  INFO(sample.err);
+  CHECK(sample.code == 0);
+  // A codebook cannot run with 8-bit activations: refused, naming the layer, nothing written.
+  const auto lloyd = dir.path / "lloyd.qgan";
+  const cli_result refused = run_cli({"quantize", generator_path, "-o", lloyd.string(), "--method", "lloyd", "--bits", "2",
+                                      "--per-channel", "--arch", "dcgan", "--recalibrate", "act8", "--calib-samples", "8"});
+  CHECK(refused.code == 1);
+  CHECK_THAT(refused.err, Contains("deconv"));
+  CHECK_FALSE(std::filesystem::exists(lloyd));
+}

@@ -41,7 +41,9 @@ constexpr const char* help =
     "  --recalibrate STEPS    comma-separated: bn (re-estimate BatchNorm statistics on the\n"
     "                         quantized generator), bn-match (match the fp32 network's\n"
     "                         post-BatchNorm moments instead), bias (bias correction),\n"
-    "                         rounding (GPTQ rounding on the quantizer's own grid)\n"
+    "                         rounding (GPTQ rounding on the quantizer's own grid), act8\n"
+    "                         (store 8-bit activation ranges from the same latents, as\n"
+    "                         qgan calibrate does, for --act int8)\n"
     "  --calib-samples N      calibration latents (default 1024)\n"
     "  --calib-seed S         their seed (default 3141592653; eval uses 1, sample 0)\n"
     "  --rounding-inputs fp32|quantized|both\n"
@@ -94,8 +96,8 @@ int command_quantize(std::span<const std::string> args, const context& ctx) {
   if (dcgan::is_qgan_file(input)) {
     throw qgan::error(input.string() + ": already a .qgan model; quantize the original .safetensors");
   }
-  if (const std::optional<qgan::calib::recalibration_options> options = recalibration_options(parsed, settings.threads)) {
-    return quantize_and_recalibrate(input, output, settings, *options, ctx);
+  if (const std::optional<recalibration_request> request = recalibration_options(parsed, settings.threads)) {
+    return quantize_and_recalibrate(input, output, settings, *request, ctx);
   }
   // Streamed tensor by tensor (peak memory near the largest tensor); the summary's
   // weight SQNR comes from the energies each tensor reports as it is written.

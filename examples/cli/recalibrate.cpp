@@ -11,8 +11,8 @@
 
 namespace qgan_cli {
 
-std::optional<qgan::calib::recalibration_options> recalibration_options(const parsed_args& parsed, int threads) {
-  const std::optional<std::string> steps = parsed.value("--recalibrate");
+std::optional<recalibration_request> recalibration_options(const parsed_args& parsed, int threads) {
+  std::optional<std::string> steps = parsed.value("--recalibrate");
   if (!steps) {
     for (const char* option : {"--calib-samples", "--calib-seed", "--rounding-inputs", "--bias-target"}) {
       if (parsed.has(option)) throw usage_error("qgan quantize: " + std::string(option) + " needs --recalibrate");
@@ -23,9 +23,25 @@ std::optional<qgan::calib::recalibration_options> recalibration_options(const pa
     throw usage_error("qgan quantize: --recalibrate needs --arch (it runs the generator the architecture describes)");
   }
   require_dcgan_arch(parsed);
-  qgan::calib::recalibration_options options;
+  recalibration_request request;
+  // act8 is the tool's (the library's steps do not know the packed generator): taken out
+  // here, wherever it stands in the list.
+  std::string library_steps;
+  std::size_t start = 0;
+  while (start <= steps->size()) {
+    const std::size_t comma = std::min(steps->find(',', start), steps->size());
+    const std::string step = steps->substr(start, comma - start);
+    if (step == "act8" && !request.activation_ranges) {
+      request.activation_ranges = true;
+    } else {
+      library_steps += (library_steps.empty() ? "" : ",");
+      library_steps += step;
+    }
+    start = comma + 1;
+  }
+  qgan::calib::recalibration_options& options = request.library;
   try {
-    options = qgan::calib::parse_steps(*steps);
+    if (!library_steps.empty() || !request.activation_ranges) options = qgan::calib::parse_steps(library_steps);
   } catch (const qgan::error& e) {
     throw usage_error(std::string("qgan quantize: --recalibrate: ") + e.what());
   }
@@ -51,12 +67,13 @@ std::optional<qgan::calib::recalibration_options> recalibration_options(const pa
     throw usage_error("qgan quantize: --rounding-inputs needs the rounding step");
   }
   if (parsed.has("--bias-target") && !options.bias) throw usage_error("qgan quantize: --bias-target needs the bias step");
-  return options;
+  return request;
 }
 
 int quantize_and_recalibrate(const std::filesystem::path& input, const std::filesystem::path& output,
-                             const dcgan::quantize_settings& settings, qgan::calib::recalibration_options options,
+                             const dcgan::quantize_settings& settings, recalibration_request request,
                              const context& ctx) {
+  qgan::calib::recalibration_options& options = request.library;
   qgan::io::atomic_file out(output);
   const qgan::io::safetensors_file file = qgan::io::safetensors_file::open(input);
   qgan::io::qgan_model model;
@@ -76,13 +93,19 @@ int quantize_and_recalibrate(const std::filesystem::path& input, const std::file
     options.progress = [&](std::string_view, std::size_t done, std::size_t) { bar.update(done); };
     report = qgan::calib::recalibrate(file, model, network, options);
   }
+  std::string steps = qgan::calib::steps_text(options);
+  if (request.activation_ranges) {
+    store_activation_ranges(model, options.samples, options.seed, options.threads);
+    steps += steps.empty() ? "act8" : ",act8";
+    model.metadata["qgan.recalibration"] = steps;
+  }
   const std::vector<std::byte> bytes = qgan::io::serialize_qgan(model);
   out.write(bytes);
   out.commit();
   const dcgan::weight_error error = dcgan::measure_weight_error(file, model);
   ctx.out << "wrote " << output.string() << ": " << settings.method << ", " << settings.bits << " bits, "
           << (settings.per_channel ? "per channel" : "per tensor") << ", recalibrated ("
-          << qgan::calib::steps_text(options) << ") on " << report.samples << " latents (seed " << report.seed << ") in "
+          << steps << ") on " << report.samples << " latents (seed " << report.seed << ") in "
           << std::fixed << std::setprecision(2) << report.seconds << " s, " << bytes.size() << " bytes, weight SQNR "
           << error.sqnr_db() << " dB\n";
   for (const qgan::calib::layer_report& layer : report.layers) {

@@ -6,17 +6,31 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "dcgan/packed_generator.hpp"
 #include "dcgan/quantize_model.hpp"
 #include "qgan/calib/recalibrate.hpp"
 
 namespace qgan_cli {
 
+struct recalibration_request {
+  qgan::calib::recalibration_options library{};
+  /// The tool's own step act8: 8-bit activation ranges from the same latents, stored as
+  /// qgan calibrate stores them.
+  bool activation_ranges = false;
+};
+
 /// The recalibration the options ask for, or nullopt without --recalibrate (the other
 /// --calib and recalibration options are then usage errors).
-std::optional<qgan::calib::recalibration_options> recalibration_options(const parsed_args& parsed, int threads);
+std::optional<recalibration_request> recalibration_options(const parsed_args& parsed, int threads);
 
 int quantize_and_recalibrate(const std::filesystem::path& input, const std::filesystem::path& output,
-                             const dcgan::quantize_settings& settings, qgan::calib::recalibration_options options,
+                             const dcgan::quantize_settings& settings, recalibration_request request,
                              const context& ctx);
+
+/// qgan calibrate's work on a model in memory: runs its generator with fp32 activations
+/// on `samples` latents from `seed`, stores each layer's 8-bit input range and records it
+/// in the metadata.
+dcgan::activation_ranges store_activation_ranges(qgan::io::qgan_model& model, std::size_t samples, std::uint64_t seed,
+                                                 int threads);
 
 }  // namespace qgan_cli

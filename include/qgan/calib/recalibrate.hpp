@@ -503,6 +503,8 @@ recalibration_report recalibrate(const io::safetensors_file& fp32, io::qgan_mode
     nn::tensor4 y_fp32 = detail::run_layer(step, x_fp32, weight_fp32, bias_fp32);
     nn::tensor4 y_quant = detail::run_layer(step, x_quant, weight_quant, bias_quant);
     const bool has_bn = !step.batch_norm.empty();
+    // From here on store_floats may append to model.tensors, which moves `packed`.
+    packed = nullptr;
     if (options.bias && !(has_bn && options.batch_norm != batch_norm_mode::keep)) {
       const nn::tensor4 target_outputs =
           options.bias_toward == bias_target::fp32_network ? y_fp32 : detail::run_layer(step, x_quant, weight_fp32, bias_fp32);
