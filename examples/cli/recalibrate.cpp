@@ -4,6 +4,7 @@
 #include <string>
 
 #include "dcgan/generator_network.hpp"
+#include "qgan/calib/recalibrate.hpp"
 #include "progress.hpp"
 #include "qgan/io/atomic_write.hpp"
 #include "qgan/io/qgan_writer.hpp"

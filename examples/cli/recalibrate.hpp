@@ -8,7 +8,7 @@
 #include "cli.hpp"
 #include "dcgan/packed_generator.hpp"
 #include "dcgan/quantize_model.hpp"
-#include "qgan/calib/recalibrate.hpp"
+#include "qgan/calib/options.hpp"
 
 namespace qgan_cli {
 

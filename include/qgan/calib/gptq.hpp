@@ -18,6 +18,7 @@
 #include <numeric>
 #include <vector>
 
+#include "qgan/calib/options.hpp"
 #include "qgan/core/isa_namespace.hpp"
 
 namespace qgan::calib {
@@ -59,11 +60,6 @@ inline double output_error(const Eigen::MatrixXd& w, const Eigen::MatrixXd& q, c
   const Eigen::MatrixXd d = w - q;
   return (d * h).cwiseProduct(d).sum();
 }
-
-struct sweep_options {
-  double damping = 0.01;  ///< added to H's diagonal, as a fraction of its mean
-  bool act_order = true;
-};
 
 /// The sweep on one matrix. table_of(row, col) gives each element's level table; the
 /// result is each element's chosen level index into its table, as the decoded value in
