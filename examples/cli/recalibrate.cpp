@@ -1,5 +1,6 @@
 #include "recalibrate.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <string>
 
@@ -13,7 +14,7 @@
 namespace qgan_cli {
 
 std::optional<recalibration_request> recalibration_options(const parsed_args& parsed, int threads) {
-  std::optional<std::string> steps = parsed.value("--recalibrate");
+  const std::optional<std::string> steps = parsed.value("--recalibrate");
   if (!steps) {
     for (const char* option : {"--calib-samples", "--calib-seed", "--rounding-inputs", "--bias-target"}) {
       if (parsed.has(option)) throw usage_error("qgan quantize: " + std::string(option) + " needs --recalibrate");
@@ -26,19 +27,11 @@ std::optional<recalibration_request> recalibration_options(const parsed_args& pa
   require_dcgan_arch(parsed);
   recalibration_request request;
   // act8 is the tool's (the library's steps do not know the packed generator): taken out
-  // here, wherever it stands in the list.
-  std::string library_steps;
-  std::size_t start = 0;
-  while (start <= steps->size()) {
-    const std::size_t comma = std::min(steps->find(',', start), steps->size());
-    const std::string step = steps->substr(start, comma - start);
-    if (step == "act8" && !request.activation_ranges) {
-      request.activation_ranges = true;
-    } else {
-      library_steps += (library_steps.empty() ? "" : ",");
-      library_steps += step;
-    }
-    start = comma + 1;
+  // here, wherever it stands in the list; a second one is the library's to refuse.
+  std::vector<std::string> library_steps = qgan::calib::split_steps(*steps);
+  if (const auto act8 = std::find(library_steps.begin(), library_steps.end(), "act8"); act8 != library_steps.end()) {
+    request.activation_ranges = true;
+    library_steps.erase(act8);
   }
   qgan::calib::recalibration_options& options = request.library;
   try {

@@ -188,24 +188,24 @@ inline void store_floats(io::qgan_model& model, const std::string& name, shape_t
   model.tensors.push_back({name, std::move(tensor)});
 }
 
-inline nn::batch_norm2d_params batch_norm_from(const io::safetensors_file& file, const layer_step& step) {
+/// The step's BatchNorm, its four tensors read by read(name) -> std::vector<float>.
+template <class Read>
+nn::batch_norm2d_params batch_norm_from(const layer_step& step, Read&& read) {
   nn::batch_norm2d_params bn;
-  bn.running_mean = to_tensor1(file.read_float(step.batch_norm + ".running_mean"));
-  bn.running_var = to_tensor1(file.read_float(step.batch_norm + ".running_var"));
-  bn.weight = to_tensor1(file.read_float(step.batch_norm + ".weight"));
-  bn.bias = to_tensor1(file.read_float(step.batch_norm + ".bias"));
+  bn.running_mean = to_tensor1(read(step.batch_norm + ".running_mean"));
+  bn.running_var = to_tensor1(read(step.batch_norm + ".running_var"));
+  bn.weight = to_tensor1(read(step.batch_norm + ".weight"));
+  bn.bias = to_tensor1(read(step.batch_norm + ".bias"));
   bn.eps = step.batch_norm_eps;
   return bn;
 }
 
+inline nn::batch_norm2d_params batch_norm_from(const io::safetensors_file& file, const layer_step& step) {
+  return batch_norm_from(step, [&](const std::string& name) { return file.read_float(name); });
+}
+
 inline nn::batch_norm2d_params batch_norm_from(const io::qgan_model& model, const layer_step& step) {
-  nn::batch_norm2d_params bn;
-  bn.running_mean = to_tensor1(model.floats(step.batch_norm + ".running_mean").values);
-  bn.running_var = to_tensor1(model.floats(step.batch_norm + ".running_var").values);
-  bn.weight = to_tensor1(model.floats(step.batch_norm + ".weight").values);
-  bn.bias = to_tensor1(model.floats(step.batch_norm + ".bias").values);
-  bn.eps = step.batch_norm_eps;
-  return bn;
+  return batch_norm_from(step, [&](const std::string& name) { return model.floats(name).values; });
 }
 
 QGAN_END_FUNCTIONS

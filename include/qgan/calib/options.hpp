@@ -67,19 +67,27 @@ struct recalibration_report {
   double seconds = 0;
 };
 
-/// The steps of a comma-separated list: bn (re-estimate BatchNorm), bn-match (match the
-/// fp32 post-BatchNorm moments), bias, rounding. Throws naming an unknown or repeated
-/// step, or bn together with bn-match.
-inline recalibration_options parse_steps(std::string_view list, recalibration_options options = {}) {
-  std::vector<std::string> seen;
+/// The items of a comma-separated list, empty ones included ("" is one empty item).
+inline std::vector<std::string> split_steps(std::string_view list) {
+  std::vector<std::string> steps;
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t comma = std::min(list.find(',', start), list.size());
-    const std::string step(list.substr(start, comma - start));
-    if (std::find(seen.begin(), seen.end(), step) != seen.end()) {
+    steps.emplace_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return steps;
+}
+
+/// The steps: bn (re-estimate BatchNorm), bn-match (match the fp32 post-BatchNorm
+/// moments), bias, rounding. Throws naming an unknown or repeated step, or bn together
+/// with bn-match.
+inline recalibration_options parse_steps(const std::vector<std::string>& steps, recalibration_options options = {}) {
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::string& step = steps[i];
+    if (std::find(steps.begin(), steps.begin() + static_cast<std::ptrdiff_t>(i), step) != steps.begin() + static_cast<std::ptrdiff_t>(i)) {
       qgan::detail::throw_error("recalibration step '", step, "' is given twice");
     }
-    seen.push_back(step);
     if (step == "bn" || step == "bn-match") {
       if (options.batch_norm != batch_norm_mode::keep) {
         qgan::detail::throw_error("recalibration steps bn and bn-match exclude each other");
@@ -92,9 +100,13 @@ inline recalibration_options parse_steps(std::string_view list, recalibration_op
     } else {
       qgan::detail::throw_error("unknown recalibration step '", step, "' (known: bn, bn-match, bias, rounding)");
     }
-    start = comma + 1;
   }
   return options;
+}
+
+/// parse_steps of a comma-separated list.
+inline recalibration_options parse_steps(std::string_view list, recalibration_options options = {}) {
+  return parse_steps(split_steps(list), options);
 }
 
 /// The steps of options as parse_steps reads them, for the model's metadata.

@@ -152,7 +152,8 @@ recalibration_report recalibrate(const io::safetensors_file& fp32, io::qgan_mode
       if (options.batch_norm != batch_norm_mode::keep) {
         nn::batch_norm2d_params bn = detail::batch_norm_from(model, step);
         const detail::channel_moments quant = detail::moments(y_quant);
-        const detail::channel_moments reference = detail::moments(y_fp32);
+        const detail::channel_moments reference =
+            options.batch_norm == batch_norm_mode::match_fp32 ? detail::moments(y_fp32) : detail::channel_moments{};
         std::vector<float> mean(quant.mean.size()), var(quant.mean.size());
         for (std::size_t c = 0; c < mean.size(); ++c) {
           const double var_quant = quant.squares[c] / (quant.count - 1);

@@ -44,7 +44,6 @@ void round_layer(const layer_step& step, const layer_geometry& g, const std::vec
   simd::active_kernels<Arch>().codec.unpack(packed.codes.data(), 0, codes.size(), packed.bits, codes.data());
   const auto channel_of = [&](std::size_t flat) { return (flat / layout.inner) % layout.channels; };
 
-  std::vector<std::vector<std::uint8_t>> phase_codes(hessians.phases.size());
   std::vector<double> before(hessians.phases.size()), after(hessians.phases.size());
   std::vector<char> rounded(hessians.phases.size(), 0);
   parallel_for(hessians.phases.size(), options.threads, [&](std::size_t p) {
@@ -95,29 +94,15 @@ void round_layer(const layer_step& step, const layer_geometry& g, const std::vec
     if (!(error < before[p])) return;
     after[p] = error;
     rounded[p] = 1;
-    std::vector<std::uint8_t>& mine = phase_codes[p];
-    mine.resize(index.size());
-    for (std::size_t i = 0; i < index.size(); ++i) {
-      mine[i] = tables[channel_of(index[i])].codes[chosen[i]];
-    }
+    // Phases own disjoint weights, so each task writes only its own elements of codes.
+    for (std::size_t i = 0; i < index.size(); ++i) codes[index[i]] = tables[channel_of(index[i])].codes[chosen[i]];
   });
-  // Written back in phase order: phases own disjoint weights.
   for (std::size_t p = 0; p < hessians.phases.size(); ++p) {
     const output_phase& phase = hessians.phases[p];
     if (!phase.out_rows.empty() && !phase.taps.empty()) ++report.phases;
     report.error_before += before[p];
     report.error_after += after[p];
-    if (!rounded[p]) continue;
-    ++report.phases_rounded;
-    const Eigen::Index taps = static_cast<Eigen::Index>(phase.taps.size());
-    for (Eigen::Index r = 0; r < g.out_channels; ++r) {
-      for (Eigen::Index c = 0; c < g.in_channels; ++c) {
-        for (Eigen::Index t = 0; t < taps; ++t) {
-          const std::size_t flat = weight_index(step, g, r, c, phase.taps[static_cast<std::size_t>(t)]);
-          codes[flat] = phase_codes[p][static_cast<std::size_t>((r * g.in_channels + c) * taps + t)];
-        }
-      }
-    }
+    if (rounded[p]) ++report.phases_rounded;
   }
   const double outputs = hessians.positions * double(g.out_channels);
   if (outputs > 0) {
