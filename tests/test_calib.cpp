@@ -453,6 +453,13 @@ TEST_CASE("recalibration steps parse, and refuse what they cannot do", "[calib]"
   qgan::calib::recalibration_options one;
   one.samples = 1;
   CHECK_THROWS_WITH(qgan::calib::recalibrate(file, model, tiny.network, one), Catch::Contains("at least 2"));
+  // A BatchNorm statistic the model holds as raw bytes cannot be rewritten as float32.
+  qgan::io::qgan_model raw_stats = tiny.quantize("em", 2);
+  for (auto& entry : raw_stats.tensors) {
+    if (entry.name == "bn1.running_var") entry.tensor = qgan::io::raw_tensor{qgan::io::dtype::i32, {5}, std::vector<std::byte>(20)};
+  }
+  CHECK_THROWS_WITH(qgan::calib::recalibrate(file, raw_stats, tiny.network, parse_steps("bn")),
+                    Catch::Contains("bn1.running_var"));
 }
 
 TEST_CASE("calibration latents are far from the evaluation streams", "[calib]") {
