@@ -3,7 +3,8 @@
 # Compiles qgan's kernels once per instruction set of the target processor into <target>
 # and adds a dispatcher, so every qgan entry point in the program calls the widest set the
 # running CPU supports (or the one QGAN_KERNELS names). x86-64: SSE2, SSE4.2, AVX2+FMA,
-# AVX-512BW and AVX-512 VNNI; aarch64: NEON; elsewhere only the scalar reference set.
+# AVX-512BW and AVX-512 VNNI; aarch64: NEON, and NEON with the dot-product extension;
+# elsewhere only the scalar reference set.
 # Each set's unit gets only its own -m flags (and -O2, so that no helper is left out of
 # line in a debug build); the target's other sources keep theirs, and must not be built
 # with -march flags above the oldest CPU the binary should run on. Every unit is built
@@ -22,7 +23,7 @@ function(qgan_add_dispatched_kernels target)
   if(processor MATCHES "^(x86_64|amd64|x64)$")
     set(isas sse2 sse4_2 avx2 avx512bw avx512vnni)
   elseif(processor MATCHES "^(aarch64|arm64)$")
-    set(isas neon64)
+    set(isas neon64 neon64_dotprod)
   else()
     set(isas "")
   endif()
@@ -40,6 +41,7 @@ function(qgan_add_dispatched_kernels target)
   set(arch_avx512bw "xsimd::avx512bw")
   set(arch_avx512vnni "xsimd::avx512bw")  # xsimd 8.1 has no VNNI arch; the GEMM family adds its kernels
   set(arch_neon64 "xsimd::neon64")
+  set(arch_neon64_dotprod "xsimd::neon64")  # xsimd 8.1 knows no dot product; the 8-bit tiles use UDOT
   set(flags_sse2 "-msse2")
   set(flags_sse4_2 "-msse4.2")
   set(flags_avx2 "-mavx2;-mfma")
@@ -47,6 +49,7 @@ function(qgan_add_dispatched_kernels target)
   set(flags_avx512bw "${avx512}")
   set(flags_avx512vnni "${avx512};-mavx512vnni")
   set(flags_neon64 "")
+  set(flags_neon64_dotprod "-march=armv8.2-a+dotprod")  # arm_neon.h declares UDOT for armv8.2-a+dotprod
   # The check of detect_cpu_features() (qgan/simd/cpu_features.hpp) each set needs.
   set(check_sse2 "sse2")
   set(check_sse4_2 "sse4_2")
@@ -54,6 +57,7 @@ function(qgan_add_dispatched_kernels target)
   set(check_avx512bw "avx512bw")
   set(check_avx512vnni "avx512vnni")
   set(check_neon64 "neon64")
+  set(check_neon64_dotprod "neon64_dotprod")
   set(out_dir "${CMAKE_CURRENT_BINARY_DIR}/qgan_dispatch_${target}")
   set(QGAN_DISPATCH_DECLARATIONS "")
   set(QGAN_DISPATCH_CHECKS "")

@@ -7,14 +7,16 @@
 # g++-aarch64-linux-gnu and qemu-user. QGAN_JOBS=N sets the build's parallelism (nproc).
 #
 # What runs, per CPU model:
-#   - qgan_dispatch_tests, whole: every kernel set the CPU can run (NEON "neon64" and the
-#     scalar reference) against the scalar references, bit for bit;
+#   - qgan_dispatch_tests, whole: every kernel set the CPU can run (NEON "neon64", on the
+#     default CPU also "neon64_dotprod", and the scalar reference) against the scalar
+#     references, bit for bit;
 #   - qgan_static_tests, whole: the statically selected NEON set and the scalar references;
 #   - qgan_tests: on the default CPU all but the tests in $slow_tests below (about 10
 #     minutes of the 11 the whole binary takes under qemu); not on the Cortex-A53, since
 #     what differs between ARM cores is the kernels the dispatcher may pick, which the two
 #     programs above check, and the rest would double the stage's time for no new code;
-#   - qgan --version, which must name the neon64 kernels.
+#   - qgan --version, which must name the set the dispatcher should pick there
+#     (neon64_dotprod on the default CPU, neon64 on the Cortex-A53, which has no UDOT).
 # The tool is left at build-aarch64/examples/cli/qgan for scripts/ci-same-bytes.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,17 +66,19 @@ configure_and_build() {
   cmake --build "$build" --parallel "$jobs" --target qgan_tests qgan_static_tests qgan_dispatch_tests qgan_cli
 }
 
-# run_cpu <label> <full|kernels> [qemu options...]: everything under one CPU model.
+# run_cpu <label> <full|kernels> <expected kernel set> [qemu options...]: everything under
+# one CPU model.
 run_cpu() {
-  local label=$1 scope=$2; shift 2
+  local label=$1 scope=$2 expected=$3; shift 3
   local emulator=(qemu-aarch64 -L "$sysroot" "$@")
   local status=0 start output
   start=$SECONDS
   if output=$("${emulator[@]}" "$build/tests/qgan_dispatch_tests" 2>&1); then :; else status=1; fi
   echo "$output"
-  # The dispatcher must have picked NEON: with only the scalar set the checks pass too.
-  if ! grep -q "^dispatched kernels: neon64" <<< "$output"; then
-    echo "[$label] qgan_dispatch_tests did not run the neon64 kernels" >&2
+  # The dispatcher must have picked the CPU's widest set: with only the scalar set the
+  # checks pass too.
+  if ! grep -qE "^dispatched kernels: $expected( |$)" <<< "$output"; then
+    echo "[$label] qgan_dispatch_tests did not run the $expected kernels" >&2
     status=1
   fi
   echo "[$label] qgan_dispatch_tests: $((SECONDS - start)) s"
@@ -88,8 +92,8 @@ run_cpu() {
   fi
   if output=$("${emulator[@]}" "$build/examples/cli/qgan" --version 2>&1); then
     echo "$output"
-    if grep -q "^kernels:" <<< "$output" && ! grep -q "^kernels: neon64" <<< "$output"; then
-      echo "[$label] qgan --version: expected the neon64 kernels" >&2
+    if grep -q "^kernels:" <<< "$output" && ! grep -qE "^kernels: $expected( |$)" <<< "$output"; then
+      echo "[$label] qgan --version: expected the $expected kernels" >&2
       status=1
     fi
   elif grep -qi "unknown" <<< "$output"; then
@@ -106,15 +110,15 @@ run_tests() {
   local logs status=0
   logs=$(mktemp -d)
   if [ "$jobs" -ge 2 ]; then
-    run_cpu "qemu max" full > "$logs/max.log" 2>&1 &
+    run_cpu "qemu max" full neon64_dotprod > "$logs/max.log" 2>&1 &
     local max_pid=$!
-    run_cpu "cortex-a53" kernels -cpu cortex-a53 > "$logs/cortex-a53.log" 2>&1 &
+    run_cpu "cortex-a53" kernels neon64 -cpu cortex-a53 > "$logs/cortex-a53.log" 2>&1 &
     local a53_pid=$!
     wait "$max_pid" || status=1
     wait "$a53_pid" || status=1
   else
-    run_cpu "qemu max" full > "$logs/max.log" 2>&1 || status=1
-    run_cpu "cortex-a53" kernels -cpu cortex-a53 > "$logs/cortex-a53.log" 2>&1 || status=1
+    run_cpu "qemu max" full neon64_dotprod > "$logs/max.log" 2>&1 || status=1
+    run_cpu "cortex-a53" kernels neon64 -cpu cortex-a53 > "$logs/cortex-a53.log" 2>&1 || status=1
   fi
   for log in "$logs/max.log" "$logs/cortex-a53.log"; do
     echo "--- CPU $(basename "$log" .log):"

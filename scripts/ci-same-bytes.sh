@@ -20,12 +20,14 @@ subnormal="$work/subnormal.safetensors"
 sets=$("$qgan" --version | sed -n 's/.*this CPU runs: \([^;]*\);.*/\1/p')
 echo "kernel sets on this CPU: $sets"
 runners=("native::")
+image_runners=()
 for set in $sets; do runners+=("QGAN_KERNELS=$set::"); done
 runners+=("nehalem:qemu-x86_64 -cpu Nehalem:")
 if [ -x "$arm_qgan" ]; then
-  # One ARM CPU model: both of ci-aarch64.sh's models dispatch to the same neon64 set,
-  # which that script checks bit for bit on the Cortex-A53 too.
+  # qemu's default CPU dispatches to neon64_dotprod; the Cortex-A53 (no UDOT) to neon64,
+  # whose only difference is the 8-bit tiles: it joins the image runs below.
   runners+=("aarch64:qemu-aarch64 -L /usr/aarch64-linux-gnu:$arm_qgan")
+  image_runners+=("aarch64-a53:qemu-aarch64 -cpu cortex-a53 -L /usr/aarch64-linux-gnu:$arm_qgan")
 else
   echo "no aarch64 build at $arm_qgan: aarch64 skipped"
 fi
@@ -68,8 +70,8 @@ for config in "G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-c
 done
 
 # Images: qgan sample through the packed layers must give the same floats on every runner:
-# 8-bit activations (a calibrated W2 model; the scalar, SSE and NEON sets run the reference
-# tiles, AVX2 and AVX-512 their own), fp32 activations on a codebook (Lloyd-Max 3-bit:
+# 8-bit activations (a calibrated W2 model; the scalar and SSE sets run the reference
+# tiles, AVX2, AVX-512 and both NEON sets their own), fp32 activations on a codebook (Lloyd-Max 3-bit:
 # level tables), and the fp32 model (fp32 tiles on floats).
 # Recalibration (its Hessians and forward passes are Eigen, compiled with the tool's own
 # flags) gives the same file whichever kernel set the tool dispatches to. Not run under
@@ -94,7 +96,7 @@ done
 for config in "$work/w2a8.qgan int8" "$work/l3.qgan fp32" "$input fp32"; do
   read -r model act <<< "$config"
   reference=""
-  for runner in "${runners[@]}"; do
+  for runner in "${runners[@]}" "${image_runners[@]}"; do
     label=${runner%%:*}
     run_tool "$runner" sample "$model" --arch dcgan --act "$act" --threads 2 -n 8 --seed 5 \
       -o "$work/grid.png" --raw "$work/images.f32" > /dev/null

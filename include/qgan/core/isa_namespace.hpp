@@ -15,6 +15,8 @@
 #define QGAN_ISA_NAMESPACE isa_avx
 #elif defined(__SSE4_2__)
 #define QGAN_ISA_NAMESPACE isa_sse4_2
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+#define QGAN_ISA_NAMESPACE isa_aarch64_dotprod
 #elif defined(__aarch64__)
 #define QGAN_ISA_NAMESPACE isa_aarch64
 #else

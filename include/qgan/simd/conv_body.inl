@@ -8,7 +8,8 @@
 // channels in the lanes and broadcast 4 input channels of one position; row tiles keep 16
 // positions in the lanes (one masked load per tap when they are consecutive pixels, a
 // gather otherwise) and broadcast 4 codes of one output channel, for layers with few
-// output channels. Other sets run the scalar reference compiled with their flags.
+// output channels. AVX2 has channel tiles of its own and NEON both kinds (below); other
+// sets and tiles run the scalar reference compiled with their flags.
 // fp32 activations: sums of decoded weights times activations, 16 channels x up to 8
 // positions, one multiply and one add per term in a fixed order on every set.
 
@@ -328,6 +329,214 @@ struct conv_kernels {
   }
 #endif
 
+#if defined(__aarch64__)
+  // NEON: codes as unsigned bytes times unsigned activations. With the dot-product
+  // extension (the neon64_dotprod set), UDOT adds the 4 products of one output channel
+  // into its int32 lane; without it (neon64), UMULL widens 8 products to 16 bits (255 *
+  // 255 fits) and UADALP adds pairs into int32 lanes, two lanes per output channel,
+  // folded at the end. 8-bit storage holds z - offset as a signed byte: flipping its top
+  // bit gives that value + 128, an unsigned byte, and 128 times the sum of the
+  // activations multiplied comes off again. Sums wrap modulo 2^32 where the true value,
+  // which fits int32 by the layer's bound, does not need to: the result is exact. The
+  // epilogue is the reference's, so every set gives the same bits.
+  template <int Bits>
+  static uint8x16_t neon_codes(const std::uint8_t* chunk, std::size_t u, std::size_t r) noexcept {
+    const auto load = [&](std::size_t block) { return vld1q_u8(chunk + 64 * block + 16 * r); };
+    const auto right = [](uint8x16_t v, std::size_t shift) { return vshlq_u8(v, vdupq_n_s8(static_cast<std::int8_t>(-static_cast<int>(shift)))); };
+    if constexpr (Bits == 1) {
+      return vandq_u8(right(load(0), u), vdupq_n_u8(1));
+    } else if constexpr (Bits == 2) {
+      return vandq_u8(right(load(u / 4), 2 * (u % 4)), vdupq_n_u8(3));
+    } else if constexpr (Bits == 3) {
+      const uint8x16_t low = vandq_u8(right(load(u / 4), 2 * (u % 4)), vdupq_n_u8(3));
+      const uint8x16_t high = vandq_u8(right(load(2), u), vdupq_n_u8(1));
+      return vorrq_u8(low, vshlq_n_u8(high, 2));
+    } else if constexpr (Bits == 4) {
+      return vandq_u8(right(load(u / 2), 4 * (u % 2)), vdupq_n_u8(15));
+    } else {
+      return veorq_u8(load(u), vdupq_n_u8(0x80));
+    }
+  }
+
+  // Sums of one block for positions p0 .. p0 + P - 1 into sums[p][16].
+  template <std::size_t P, int Bits>
+  static void neon_block_sums(const a8_channel_tile& t, const std::uint8_t* weights, std::size_t p0,
+                              std::int32_t (&sums)[tile_positions][tile_lanes]) noexcept {
+    constexpr std::size_t bytes_per_chunk = 64 * static_cast<std::size_t>(Bits);
+#if defined(__ARM_FEATURE_DOTPROD)
+    uint32x4_t acc[P][4];
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t r = 0; r < 4; ++r) acc[p][r] = vdupq_n_u32(0);
+    }
+#else
+    uint32x4_t acc[P][8];
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t r = 0; r < 8; ++r) acc[p][r] = vdupq_n_u32(0);
+    }
+#endif
+    std::uint32_t multiplied[P] = {};  // activations multiplied, for 8-bit storage
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const std::uint8_t* w = weights + t.taps[tap] * t.tap_bytes;
+      const std::uint8_t* in[P];
+      for (std::size_t p = 0; p < P; ++p) in[p] = t.inputs[tap * t.positions + p0 + p];
+      if constexpr (Bits == 8) {
+        for (std::size_t p = 0; p < P; ++p) {
+          for (std::size_t i = 0; i < 4 * t.vectors; ++i) multiplied[p] += in[p][i];
+        }
+      }
+      for (std::size_t v = 0; v < t.vectors; ++v) {
+        const std::uint8_t* chunk = w + (v / 8) * bytes_per_chunk;
+        uint8x16_t codes[4];
+        for (std::size_t r = 0; r < 4; ++r) codes[r] = neon_codes<Bits>(chunk, v % 8, r);
+#pragma GCC unroll 4
+        for (std::size_t p = 0; p < P; ++p) {
+          std::uint32_t x;
+          std::memcpy(&x, in[p] + 4 * v, sizeof x);
+          const uint8x16_t xs = vreinterpretq_u8_u32(vdupq_n_u32(x));
+#if defined(__ARM_FEATURE_DOTPROD)
+          for (std::size_t r = 0; r < 4; ++r) acc[p][r] = vdotq_u32(acc[p][r], codes[r], xs);
+#else
+          for (std::size_t r = 0; r < 4; ++r) {
+            acc[p][2 * r] = vpadalq_u16(acc[p][2 * r], vmull_u8(vget_low_u8(codes[r]), vget_low_u8(xs)));
+            acc[p][2 * r + 1] = vpadalq_u16(acc[p][2 * r + 1], vmull_high_u8(codes[r], xs));
+          }
+#endif
+        }
+      }
+    }
+    for (std::size_t p = 0; p < P; ++p) {
+      for (std::size_t r = 0; r < 4; ++r) {
+#if defined(__ARM_FEATURE_DOTPROD)
+        const uint32x4_t four = acc[p][r];
+#else
+        const uint32x4_t four = vpaddq_u32(acc[p][2 * r], acc[p][2 * r + 1]);
+#endif
+        vst1q_s32(sums[p0 + p] + 4 * r, vreinterpretq_s32_u32(vsubq_u32(four, vdupq_n_u32(128u * multiplied[p]))));
+      }
+    }
+  }
+
+  template <std::size_t P>
+  static void neon_block_group(const a8_channel_tile& t, const std::uint8_t* weights, std::size_t p0,
+                               std::int32_t (&sums)[tile_positions][tile_lanes]) noexcept {
+    switch (t.storage_bits) {
+      case 1: neon_block_sums<P, 1>(t, weights, p0, sums); break;
+      case 2: neon_block_sums<P, 2>(t, weights, p0, sums); break;
+      case 3: neon_block_sums<P, 3>(t, weights, p0, sums); break;
+      case 4: neon_block_sums<P, 4>(t, weights, p0, sums); break;
+      default: neon_block_sums<P, 8>(t, weights, p0, sums); break;
+    }
+  }
+
+  // Positions in groups of 4 (UDOT: 16 accumulators) or 2 (UMULL: 16 accumulators), so
+  // the accumulators, 4 code registers and the broadcast fit the 32 registers.
+  static void a8_channel_neon(const a8_channel_tile& t) noexcept {
+#if defined(__ARM_FEATURE_DOTPROD)
+    constexpr std::size_t group = 4;
+#else
+    constexpr std::size_t group = 2;
+#endif
+    for (std::size_t block = 0; block < t.blocks; ++block) {
+      std::int32_t sums[tile_positions][tile_lanes];
+      const std::uint8_t* weights = t.weights + block * t.block_bytes;
+      std::size_t p0 = 0;
+      for (; p0 + group <= t.positions; p0 += group) neon_block_group<group>(t, weights, p0, sums);
+      if constexpr (group == 4) {
+        if (p0 + 2 <= t.positions) {
+          neon_block_group<2>(t, weights, p0, sums);
+          p0 += 2;
+        }
+      }
+      if (p0 < t.positions) neon_block_group<1>(t, weights, p0, sums);
+      int_epilogue e = t.epilogue;
+      e.alpha_scale += block * t.terms_stride;
+      e.beta_scale += block * t.terms_stride;
+      e.bias += block * t.terms_stride;
+      const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
+      for (std::size_t p = 0; p < t.positions; ++p) {
+        void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
+        for (std::size_t o = 0; o < lanes; ++o) {
+          const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * t.positions + p) * tile_lanes + o] : 0;
+          const float y = conv_ref::int_output_ref<Arch>(sums[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
+          conv_ref::store_ref<Arch>(y, out, t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o, t.output);
+        }
+      }
+    }
+  }
+
+  // Row tiles: 16 positions in the lanes, channels split by a de-interleaving load (when
+  // every lane is valid and their pixels are consecutive) or gathered lane by lane, then
+  // widened to 16 bits and multiplied by each output's signed codes with SMLAL (255 * 128
+  // fits 16 bits, the sums int32).
+  template <std::size_t O>
+  static void a8_row_neon(const a8_row_tile& t) noexcept {
+    int32x4_t acc[O][4];
+    for (std::size_t o = 0; o < O; ++o) {
+      for (std::size_t k = 0; k < 4; ++k) acc[o][k] = vdupq_n_s32(0);
+    }
+    uint32x4_t q_sum[4];
+    for (std::size_t k = 0; k < 4; ++k) q_sum[k] = vdupq_n_u32(0);
+    std::int32_t count[16] = {};
+    for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+      const std::int32_t* pixels = t.pixels + tap * 16;
+      bool any = false, all = true, consecutive = true;
+      for (std::size_t lane = 0; lane < 16; ++lane) {
+        const bool valid = lane < t.lanes && pixels[lane] >= 0;
+        any = any || valid;
+        all = all && valid;
+        if (valid) count[lane] += static_cast<std::int32_t>(t.group_in);
+        if (lane > 0 && pixels[lane] != pixels[0] + static_cast<std::int32_t>(lane)) consecutive = false;
+      }
+      if (!any) continue;
+      const std::int8_t* w = t.weights + t.taps[tap] * t.vectors * 4;
+      for (std::size_t v = 0; v < t.vectors; ++v) {
+        const std::uint8_t* plane = t.input + v * t.plane_bytes;
+        uint8x16x4_t x;
+        if (all && consecutive) {
+          x = vld4q_u8(plane + static_cast<std::size_t>(pixels[0]) * 4);
+        } else {
+          alignas(16) std::uint8_t gathered[64] = {};
+          for (std::size_t lane = 0; lane < t.lanes; ++lane) {
+            if (pixels[lane] >= 0) std::memcpy(gathered + 4 * lane, plane + static_cast<std::size_t>(pixels[lane]) * 4, 4);
+          }
+          x = vld4q_u8(gathered);
+        }
+        const uint16x8_t sum_low = vaddq_u16(vaddl_u8(vget_low_u8(x.val[0]), vget_low_u8(x.val[1])),
+                                             vaddl_u8(vget_low_u8(x.val[2]), vget_low_u8(x.val[3])));
+        const uint16x8_t sum_high = vaddq_u16(vaddl_high_u8(x.val[0], x.val[1]), vaddl_high_u8(x.val[2], x.val[3]));
+        q_sum[0] = vaddw_u16(q_sum[0], vget_low_u16(sum_low));
+        q_sum[1] = vaddw_high_u16(q_sum[1], sum_low);
+        q_sum[2] = vaddw_u16(q_sum[2], vget_low_u16(sum_high));
+        q_sum[3] = vaddw_high_u16(q_sum[3], sum_high);
+        for (std::size_t c = 0; c < 4; ++c) {
+          const int16x8_t low = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x.val[c])));
+          const int16x8_t high = vreinterpretq_s16_u16(vmovl_high_u8(x.val[c]));
+          for (std::size_t o = 0; o < O; ++o) {
+            const std::int16_t code = w[(o * t.weight_tap_count * t.vectors + v) * 4 + c];
+            acc[o][0] = vmlal_n_s16(acc[o][0], vget_low_s16(low), code);
+            acc[o][1] = vmlal_high_n_s16(acc[o][1], low, code);
+            acc[o][2] = vmlal_n_s16(acc[o][2], vget_low_s16(high), code);
+            acc[o][3] = vmlal_high_n_s16(acc[o][3], high, code);
+          }
+        }
+      }
+    }
+    std::int32_t sums[O][16], q[16];
+    for (std::size_t k = 0; k < 4; ++k) {
+      vst1q_s32(q + 4 * k, vreinterpretq_s32_u32(q_sum[k]));
+      for (std::size_t o = 0; o < O; ++o) vst1q_s32(sums[o] + 4 * k, acc[o][k]);
+    }
+    for (std::size_t lane = 0; lane < t.lanes; ++lane) {
+      for (std::size_t o = 0; o < O; ++o) {
+        const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[o * 16 + lane] : 0;
+        const float y = conv_ref::int_output_ref<Arch>(sums[o][lane], q[lane], count[lane], z_sum, t.epilogue, o);
+        const auto at = static_cast<std::size_t>(t.out_pixels[lane]) * t.pixel_stride + o * t.output_stride;
+        conv_ref::store_ref<Arch>(y, t.output_base, at, t.output);
+      }
+    }
+  }
+#endif
+
   static void a8_channel(const a8_channel_tile& t) noexcept {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
     switch (t.positions) {
@@ -351,6 +560,8 @@ struct conv_kernels {
       case 7: a8_channel_avx2<7>(t); return;
       default: a8_channel_avx2<8>(t); return;
     }
+#elif defined(__aarch64__)
+    a8_channel_neon(t);
 #else
     conv_ref::a8_channel_tile_ref<Arch>(t);
 #endif
@@ -363,6 +574,13 @@ struct conv_kernels {
       case 2: a8_row_vnni<2>(t); return;
       case 3: a8_row_vnni<3>(t); return;
       default: a8_row_vnni<4>(t); return;
+    }
+#elif defined(__aarch64__)
+    switch (t.output_count) {
+      case 1: a8_row_neon<1>(t); return;
+      case 2: a8_row_neon<2>(t); return;
+      case 3: a8_row_neon<3>(t); return;
+      default: a8_row_neon<4>(t); return;
     }
 #else
     conv_ref::a8_row_tile_ref<Arch>(t);

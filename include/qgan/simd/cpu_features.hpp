@@ -3,12 +3,17 @@
 // (XGETBV) whether it saves the AVX and AVX-512 registers, and reads SSE2 from the wrong
 // register (ECX bit 26, which is XSAVE), so a CPU without XSAVE such as Nehalem would lose
 // SSE2. Compiled with the includer's flags: nothing here needs more than x86-64 itself.
+// On aarch64, Linux's auxiliary vector says whether UDOT runs; elsewhere (macOS, say) the
+// dot-product set is never chosen, and the plain NEON one runs.
 #pragma once
 
 #include <cstdint>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
 #endif
 
 namespace qgan::simd {
@@ -20,6 +25,7 @@ struct cpu_features {
   bool avx512bw = false;    ///< AVX-512 F, BW, DQ, CD, VL, with the OS saving ZMM state
   bool avx512vnni = false;  ///< the above plus AVX512_VNNI
   bool neon64 = false;      ///< aarch64 Advanced SIMD (part of ARMv8-A)
+  bool neon64_dotprod = false;  ///< plus the dot-product extension (UDOT; Armv8.2-A onwards, optional)
 };
 
 namespace cpuid {
@@ -59,6 +65,11 @@ inline cpu_features detect_cpu_features() noexcept {
   cpu.avx512vnni = cpu.avx512bw && cpuid::bit(ecx7, 11);
 #elif defined(__aarch64__)
   cpu.neon64 = true;
+#if defined(__linux__)
+  // The kernel reports what it lets user space run; HWCAP_ASIMDDP is bit 20 (the constant
+  // is missing from older headers).
+  cpu.neon64_dotprod = (getauxval(AT_HWCAP) & (1ul << 20)) != 0;
+#endif
 #endif
   return cpu;
 }

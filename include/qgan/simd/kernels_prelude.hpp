@@ -12,6 +12,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 #include "qgan/pack/canonical.hpp"
 #include "qgan/quant/reductions_ref.hpp"

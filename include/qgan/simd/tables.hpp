@@ -52,7 +52,8 @@ struct conv_table {
 /// One instruction set's kernels. Every set gives bit-identical codes, sums and decoded
 /// floats (see qgan/simd/kernel_types.hpp and the README's "Same results on every CPU").
 struct kernel_set {
-  const char* name;  ///< "scalar", "sse2", "sse4_2", "avx2", "avx512bw", "avx512vnni", "neon64"
+  const char* name;  ///< "scalar", "sse2", "sse4_2", "avx2", "avx512bw", "avx512vnni", "neon64",
+                     ///< "neon64_dotprod"
   reduction_table reductions;
   em_table em;
   codec_table codec;
