@@ -289,6 +289,34 @@ TEST_CASE("packed layers: refusals name the layer and the field", "[packed]") {
   CHECK_NOTHROW(packed::forward(levels, xf, y, false, pool));
 }
 
+TEST_CASE("packed layers: the 8-bit path's reduction bound counts the taps that reach one output", "[packed]") {
+  // Taps per output along an axis: all of a convolution's; a transposed convolution's
+  // phases split the kernel by the stride (dilation moves taps between phases).
+  CHECK(packed::detail::taps_reaching_output({4, 2, 1, 1, 0}, true) == 2);
+  CHECK(packed::detail::taps_reaching_output({4, 2, 1, 1, 0}, false) == 4);
+  CHECK(packed::detail::taps_reaching_output({5, 2, 1, 1, 0}, true) == 3);
+  CHECK(packed::detail::taps_reaching_output({3, 3, 0, 1, 0}, true) == 1);
+  CHECK(packed::detail::taps_reaching_output({4, 2, 0, 2, 0}, true) == 4);  // even dilation: one phase gets every tap
+  CHECK(packed::detail::taps_reaching_output({3, 1, 0, 1, 0}, true) == 3);
+  const auto layer_of = [](packed::layer_kind kind, std::size_t in_channels, packed::axis_spec axis) {
+    packed::layer_geometry g;
+    g.kind = kind;
+    g.in_channels = in_channels, g.out_channels = 1;
+    g.rows = g.cols = axis;
+    const qgan::shape_t shape = packed::detail::weight_shape(g);
+    std::vector<float> w(qgan::element_count(shape));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 7) - 3.0f;
+    const auto codes = qgan::quantize(qgan::minmax_quantizer{}, w, shape, {2, qgan::per_tensor{}});
+    return packed::make_layer("wide", g, codes, packed::activation_path::int8);
+  };
+  // DCGAN's stride-2 layers at ngf 512 (2048 inputs, 16 kernel taps, 4 per output): 8,192.
+  CHECK_NOTHROW(layer_of(packed::layer_kind::transposed_convolution, 2048, {4, 2, 1, 1, 0}));
+  CHECK_NOTHROW(layer_of(packed::layer_kind::transposed_convolution, 4096, {4, 2, 1, 1, 0}));  // 16,384 exactly
+  CHECK_THROWS_WITH(layer_of(packed::layer_kind::transposed_convolution, 4100, {4, 2, 1, 1, 0}),
+                    Contains("wide") && Contains("16400 products per output exceed the 16384"));
+  CHECK_THROWS_WITH(layer_of(packed::layer_kind::convolution, 1025, {4, 2, 1, 1, 0}), Contains("16400 products per output"));
+}
+
 TEST_CASE("packed layers: tanh_approx is within 3e-7 of std::tanh on every float", "[packed]") {
   float worst = 0.0f, worst_at = 0.0f;
   for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 4099) {  // every 4099th float: 1M of them

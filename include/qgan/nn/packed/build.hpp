@@ -6,6 +6,7 @@
 
 #include "qgan/core/isa_namespace.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -32,12 +33,26 @@ struct layer_extras {
   std::optional<batch_norm2d_params> batch_norm{};
 };
 
-/// Longest reduction (taps x input channels per group) the int32 sums hold exactly:
-/// |sum| <= K * 255 * 255 plus corrections of the same size stays below 2^31.
+/// Longest reduction (taps reaching one output x input channels per group) the int32 sums
+/// hold exactly: |sum| <= K * 255 * 255 plus corrections of the same size stays below 2^31.
 inline constexpr std::size_t max_int8_reduction = 16384;
 
 namespace detail {
 QGAN_BEGIN_FUNCTIONS
+
+/// Kernel taps along one axis that can reach one output. A convolution's output reads
+/// every tap; a transposed convolution's output phase c (of the stride's) takes the taps
+/// t with t * dilation = c modulo the stride, so a 4-tap kernel at stride 2 gives 2.
+inline std::size_t taps_reaching_output(const axis_spec& a, bool transposed) {
+  if (!transposed || a.stride <= 1) return static_cast<std::size_t>(a.kernel);
+  std::size_t most = 0;
+  for (int phase = 0; phase < a.stride; ++phase) {
+    std::size_t count = 0;
+    for (int t = 0; t < a.kernel; ++t) count += (t * a.dilation) % a.stride == phase ? 1 : 0;
+    most = std::max(most, count);
+  }
+  return most;
+}
 
 inline shape_t weight_shape(const layer_geometry& g) {
   const auto s = [](std::size_t v) { return static_cast<std::int64_t>(v); };
@@ -271,8 +286,11 @@ inline layer make_layer(std::string name, const layer_geometry& geometry, const 
       qgan::detail::throw_error(l.name, ": 8-bit activations need a uniform grid (minmax, em); ", info.name,
                   " levels run with fp32 activations");
     }
-    if (l.taps * l.group_in > max_int8_reduction) {
-      qgan::detail::throw_error(l.name, ": ", l.taps * l.group_in, " products per output exceed the ", max_int8_reduction,
+    const bool transposed = geometry.kind == layer_kind::transposed_convolution;
+    const std::size_t reduction = detail::taps_reaching_output(geometry.rows, transposed) *
+                                  detail::taps_reaching_output(geometry.cols, transposed) * l.group_in;
+    if (reduction > max_int8_reduction) {
+      qgan::detail::throw_error(l.name, ": ", reduction, " products per output exceed the ", max_int8_reduction,
                   " the exact int32 sums allow; run it with fp32 activations");
     }
     detail::build_int8(l, weight);
