@@ -25,6 +25,7 @@
 #include "dcgan/latent.hpp"
 #include "dcgan/model.hpp"
 #include "dcgan/packed_generator.hpp"
+#include "bench_common.hpp"
 #include "qgan/nn/batch_norm.hpp"
 #include "qgan/nn/packed/forward.hpp"
 #include "qgan/pack/quantize.hpp"
@@ -39,22 +40,8 @@ namespace {
 namespace packed = qgan::nn::packed;
 using clock_type = std::chrono::steady_clock;
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> values;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = text.find(',', start);
-    values.push_back(std::stoi(text.substr(start, comma - start)));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return values;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : (v.size() % 2 == 1 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
+using qgan_bench::median;
+using qgan_bench::parse_list;
 
 // A model of the shipped generator with every transposed convolution quantized (EM per
 // output channel) at `bits`, BatchNorm and the rest as they are.

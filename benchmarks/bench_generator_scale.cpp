@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "qgan/core/random.hpp"
 #include "qgan/core/thread_pool.hpp"
 #include "qgan/nn/packed/build.hpp"
@@ -39,22 +40,8 @@ namespace packed = qgan::nn::packed;
 using clock_type = std::chrono::steady_clock;
 constexpr std::size_t nz = 100;
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> values;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const std::size_t comma = text.find(',', start);
-    values.push_back(std::stoi(text.substr(start, comma - start)));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return values;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : (v.size() % 2 == 1 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-}
+using qgan_bench::median;
+using qgan_bench::parse_list;
 
 // The last-level cache as the OS reports it (sysfs, what lscpu prints); glibc's sysconf
 // only when sysfs says nothing: it decodes CPUID itself, and on this project's AMD VM gives

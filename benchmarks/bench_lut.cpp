@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
+
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 #include <immintrin.h>
 
@@ -30,10 +32,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using qgan_bench::median;
 
 // Multiply path. Codes in the chunk layout: per 16-output block and 32-input chunk,
 // 64 * bits bytes; byte j of vector u (4 inputs) is output j / 4, input j % 4, bit planes

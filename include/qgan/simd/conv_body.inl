@@ -312,19 +312,7 @@ struct conv_kernels {
         a8_half_group<first>(t, weights, half, 0, sums);
         if constexpr (P > 4) a8_half_group<P - 4>(t, weights, half, 4, sums);
       }
-      int_epilogue e = t.epilogue;
-      e.alpha_scale += block * t.terms_stride;
-      e.beta_scale += block * t.terms_stride;
-      e.bias += block * t.terms_stride;
-      const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
-      for (std::size_t p = 0; p < P; ++p) {
-        void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
-        for (std::size_t o = 0; o < lanes; ++o) {
-          const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * P + p) * tile_lanes + o] : 0;
-          const float y = conv_ref::int_output_ref<Arch>(sums[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
-          conv_ref::store_ref<Arch>(y, out, t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o, t.output);
-        }
-      }
+      conv_ref::a8_channel_block_outputs_ref<Arch>(t, block, sums);  // P == t.positions
     }
   }
 #endif
@@ -448,19 +436,7 @@ struct conv_kernels {
         }
       }
       if (p0 < t.positions) neon_block_group<1>(t, weights, p0, sums);
-      int_epilogue e = t.epilogue;
-      e.alpha_scale += block * t.terms_stride;
-      e.beta_scale += block * t.terms_stride;
-      e.bias += block * t.terms_stride;
-      const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
-      for (std::size_t p = 0; p < t.positions; ++p) {
-        void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
-        for (std::size_t o = 0; o < lanes; ++o) {
-          const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * t.positions + p) * tile_lanes + o] : 0;
-          const float y = conv_ref::int_output_ref<Arch>(sums[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
-          conv_ref::store_ref<Arch>(y, out, t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o, t.output);
-        }
-      }
+      conv_ref::a8_channel_block_outputs_ref<Arch>(t, block, sums);
     }
   }
 
@@ -526,14 +502,7 @@ struct conv_kernels {
       vst1q_s32(q + 4 * k, vreinterpretq_s32_u32(q_sum[k]));
       for (std::size_t o = 0; o < O; ++o) vst1q_s32(sums[o] + 4 * k, acc[o][k]);
     }
-    for (std::size_t lane = 0; lane < t.lanes; ++lane) {
-      for (std::size_t o = 0; o < O; ++o) {
-        const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[o * 16 + lane] : 0;
-        const float y = conv_ref::int_output_ref<Arch>(sums[o][lane], q[lane], count[lane], z_sum, t.epilogue, o);
-        const auto at = static_cast<std::size_t>(t.out_pixels[lane]) * t.pixel_stride + o * t.output_stride;
-        conv_ref::store_ref<Arch>(y, t.output_base, at, t.output);
-      }
-    }
+    conv_ref::a8_row_outputs_ref<Arch>(t, sums, q, count);
   }
 #endif
 

@@ -59,6 +59,40 @@ inline void store_ref(float y, void* destination, std::size_t index, const tile_
   }
 }
 
+/// The integer epilogue of one output block of a channel tile: sums[position][lane] (the
+/// block's acc) to outputs. Every set's channel tiles end here, so their bits agree.
+template <class Tag = void>
+inline void a8_channel_block_outputs_ref(const a8_channel_tile& t, std::size_t block, const std::int32_t (*sums)[tile_lanes]) noexcept {
+  int_epilogue e = t.epilogue;
+  e.alpha_scale += block * t.terms_stride;
+  e.beta_scale += block * t.terms_stride;
+  e.bias += block * t.terms_stride;
+  const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
+  for (std::size_t p = 0; p < t.positions; ++p) {
+    for (std::size_t o = 0; o < lanes; ++o) {
+      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * t.positions + p) * tile_lanes + o] : 0;
+      const float y = int_output_ref<Tag>(sums[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
+      const std::size_t index = t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o;
+      void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
+      store_ref<Tag>(y, out, index, t.output);
+    }
+  }
+}
+
+/// The integer epilogue of a row tile: acc[output][lane], each lane's input sum and count.
+template <class Tag = void>
+inline void a8_row_outputs_ref(const a8_row_tile& t, const std::int32_t (*acc)[16], const std::int32_t* q_sum,
+                               const std::int32_t* count) noexcept {
+  for (std::size_t lane = 0; lane < t.lanes; ++lane) {
+    for (std::size_t o = 0; o < t.output_count; ++o) {
+      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[o * 16 + lane] : 0;
+      const float y = int_output_ref<Tag>(acc[o][lane], q_sum[lane], count[lane], z_sum, t.epilogue, o);
+      const auto at = static_cast<std::size_t>(t.out_pixels[lane]) * t.pixel_stride + o * t.output_stride;
+      store_ref<Tag>(y, t.output_base, at, t.output);
+    }
+  }
+}
+
 template <class Tag = void>
 inline void a8_channel_block_ref(const a8_channel_tile& t, std::size_t block) noexcept {
   std::int32_t acc[tile_positions][tile_lanes] = {};
@@ -75,20 +109,7 @@ inline void a8_channel_block_ref(const a8_channel_tile& t, std::size_t block) no
       }
     }
   }
-  int_epilogue e = t.epilogue;
-  e.alpha_scale += block * t.terms_stride;
-  e.beta_scale += block * t.terms_stride;
-  e.bias += block * t.terms_stride;
-  const std::size_t lanes = block + 1 == t.blocks ? t.lanes : tile_lanes;
-  for (std::size_t p = 0; p < t.positions; ++p) {
-    for (std::size_t o = 0; o < lanes; ++o) {
-      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[(block * t.positions + p) * tile_lanes + o] : 0;
-      const float y = int_output_ref<Tag>(acc[p][o], t.input_sums[p], t.input_counts[p], z_sum, e, o);
-      const std::size_t index = t.output.to_u8 ? (o / 4) * t.output.quad_stride + o % 4 : o;
-      void* out = static_cast<std::uint8_t*>(t.outputs[p]) + block * t.block_output_bytes;
-      store_ref<Tag>(y, out, index, t.output);
-    }
-  }
+  a8_channel_block_outputs_ref<Tag>(t, block, acc);
 }
 
 template <class Tag = void>
@@ -114,14 +135,7 @@ inline void a8_row_tile_ref(const a8_row_tile& t) noexcept {
       }
     }
   }
-  for (std::size_t lane = 0; lane < t.lanes; ++lane) {
-    for (std::size_t o = 0; o < t.output_count; ++o) {
-      const std::int32_t z_sum = t.code_sums != nullptr ? t.code_sums[o * 16 + lane] : 0;
-      const float y = int_output_ref<Tag>(acc[o][lane], q_sum[lane], count[lane], z_sum, t.epilogue, o);
-      const auto at = static_cast<std::size_t>(t.out_pixels[lane]) * t.pixel_stride + o * t.output_stride;
-      store_ref<Tag>(y, t.output_base, at, t.output);
-    }
-  }
+  a8_row_outputs_ref<Tag>(t, acc, q_sum, count);
 }
 
 template <class Tag = void>

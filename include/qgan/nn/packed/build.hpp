@@ -6,7 +6,6 @@
 
 #include "qgan/core/isa_namespace.hpp"
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -39,20 +38,6 @@ inline constexpr std::size_t max_int8_reduction = 16384;
 
 namespace detail {
 QGAN_BEGIN_FUNCTIONS
-
-/// Kernel taps along one axis that can reach one output. A convolution's output reads
-/// every tap; a transposed convolution's output phase c (of the stride's) takes the taps
-/// t with t * dilation = c modulo the stride, so a 4-tap kernel at stride 2 gives 2.
-inline std::size_t taps_reaching_output(const axis_spec& a, bool transposed) {
-  if (!transposed || a.stride <= 1) return static_cast<std::size_t>(a.kernel);
-  std::size_t most = 0;
-  for (int phase = 0; phase < a.stride; ++phase) {
-    std::size_t count = 0;
-    for (int t = 0; t < a.kernel; ++t) count += (t * a.dilation) % a.stride == phase ? 1 : 0;
-    most = std::max(most, count);
-  }
-  return most;
-}
 
 inline shape_t weight_shape(const layer_geometry& g) {
   const auto s = [](std::size_t v) { return static_cast<std::int64_t>(v); };

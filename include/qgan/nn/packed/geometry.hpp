@@ -81,6 +81,25 @@ inline int floor_mod(int value, int modulus) {
   return r < 0 ? r + modulus : r;
 }
 
+/// The kernel taps of a transposed convolution's output phase r along one axis: those
+/// whose dilated offset is r modulo the stride.
+inline std::vector<int> phase_taps(const axis_spec& a, int r) {
+  std::vector<int> taps;
+  for (int k = 0; k < a.kernel; ++k) {
+    if (floor_mod(k * a.dilation, a.stride) == r) taps.push_back(k);
+  }
+  return taps;
+}
+
+/// Kernel taps along one axis that can reach one output: all of a convolution's; the
+/// largest phase's of a transposed convolution (a 4-tap kernel at stride 2: 2).
+inline std::size_t taps_reaching_output(const axis_spec& a, bool transposed) {
+  if (!transposed) return static_cast<std::size_t>(a.kernel);
+  std::size_t most = 0;
+  for (int r = 0; r < a.stride; ++r) most = std::max(most, phase_taps(a, r).size());
+  return most;
+}
+
 inline std::vector<axis_phase> axis_phases(bool transposed, int in, int out, const axis_spec& a) {
   std::vector<axis_phase> phases;
   if (!transposed) {
@@ -99,9 +118,7 @@ inline std::vector<axis_phase> axis_phases(bool transposed, int in, int out, con
   }
   for (int r = 0; r < a.stride; ++r) {
     axis_phase p;
-    for (int k = 0; k < a.kernel; ++k) {
-      if (floor_mod(k * a.dilation, a.stride) == r) p.taps.push_back(k);
-    }
+    p.taps = phase_taps(a, r);
     for (int o = 0; o < out; ++o) {
       if (floor_mod(o + a.pad, a.stride) != r) continue;
       p.outputs.push_back(o);
