@@ -62,7 +62,8 @@ part() {
 configure_and_build() {
   cmake -S . -B "$build" -G Ninja \
     -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" \
-    -DCMAKE_BUILD_TYPE=Release -DQGAN_WERROR=ON -DQGAN_BUILD_BENCHMARKS=OFF -DQGAN_INSTALL=OFF
+    -DCMAKE_BUILD_TYPE=Release -DQGAN_WERROR=ON -DQGAN_BUILD_BENCHMARKS=OFF -DQGAN_INSTALL=OFF \
+    -DQGAN_BUILD_PYTHON=OFF
   cmake --build "$build" --parallel "$jobs" --target qgan_tests qgan_static_tests qgan_dispatch_tests qgan_cli
 }
 

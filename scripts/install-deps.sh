@@ -9,8 +9,20 @@ packages=(
   libeigen3-dev libxsimd-dev catch2 libbenchmark-dev libxxhash-dev
   libfuzzer-14-dev qemu-user libstb-dev time
 )
-# Extra packages for one job, e.g. CI's aarch64 stage: scripts/install-deps.sh g++-aarch64-linux-gnu
-packages+=("$@")
+# --python adds what the Python bridge and its tests need (scripts/test.sh passes it):
+# pybind11 and Python's headers to build it, pytest, NumPy/SciPy, and PyTorch with OpenBLAS
+# (without libopenblas0-openmp Debian's torch runs on the reference BLAS, ~30x slower).
+# python3-torch takes minutes to install on a fresh machine. The fine-tuning smoke test
+# reads Fashion-MNIST (dataset-fashion-mnist).
+python_packages=(
+  python3-dev python3-pybind11 python3-pytest python3-numpy python3-scipy python3-torch
+  libopenblas0-openmp dataset-fashion-mnist
+)
+# Other arguments name extra packages for one job, e.g. CI's aarch64 stage:
+# scripts/install-deps.sh g++-aarch64-linux-gnu
+for argument in "$@"; do
+  if [ "$argument" = --python ]; then packages+=("${python_packages[@]}"); else packages+=("$argument"); fi
+done
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
