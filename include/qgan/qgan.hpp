@@ -26,6 +26,7 @@
 #include "qgan/quant/tanh.hpp"
 #include "qgan/quant/two_means.hpp"
 #include "qgan/quant/uniform_grid.hpp"
+#include "qgan/search/precision_search.hpp"
 #include "qgan/simd/kernels.hpp"
 
 namespace qgan {

@@ -21,11 +21,16 @@ import _qgan
 from _qgan import (  # noqa: F401  (re-exported)
     Error,
     Fit,
+    LayerShape,
     Model,
     PackedTensor,
     __version__,
     activation_range,
+    layer_bits_under_budget,
+    lowest_passing_bits,
     methods,
+    packed_bytes,
+    pbgen_binarize,
     quantize_model,
     quantize_safetensors,
     read_safetensors,
@@ -33,7 +38,8 @@ from _qgan import (  # noqa: F401  (re-exported)
 )
 
 __all__ = [
-    "Error", "Fit", "Model", "PackedTensor", "activation_range", "methods", "quantize_model",
+    "Error", "Fit", "LayerShape", "layer_bits_under_budget", "lowest_passing_bits", "packed_bytes",
+    "pbgen_binarize", "Model", "PackedTensor", "activation_range", "methods", "quantize_model",
     "quantize_safetensors", "read_safetensors", "uniform_grid", "fit", "encode", "decode",
     "fake_quantize", "requantize", "pack", "pack_codes", "mse", "sqnr_db", "code_histogram", "psnr_u8",
     "frechet_distance", "inception_score_from_logits",

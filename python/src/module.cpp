@@ -10,6 +10,7 @@ namespace py = pybind11;
 void bind_policies(py::module_& m);
 void bind_model(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_search(py::module_& m);
 }  // namespace qgan_python
 
 PYBIND11_MODULE(_qgan, m) {
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_qgan, m) {
   qgan_python::bind_policies(m);
   qgan_python::bind_model(m);
   qgan_python::bind_metrics(m);
+  qgan_python::bind_search(m);
 }

@@ -38,3 +38,23 @@ def test_sqnr_and_mse():
     y = x + np.float32(0.01)
     assert qgan.mse(x, y) == pytest.approx(1e-4, rel=1e-4)
     assert qgan.sqnr_db(x, y) == pytest.approx(10 * np.log10(np.mean(x.astype(np.float64) ** 2) / 1e-4), rel=1e-3)
+
+
+def test_search_rules_call_python_scores():
+    tried = []
+
+    def fid(bits):
+        tried.append(bits)
+        return {1: 80.0, 2: 19.0, 3: 16.0}[bits]
+
+    result = qgan.lowest_passing_bits([1, 2, 3], fid, 20.0)
+    assert result.bits == 2 and tried == [1, 2]
+    assert [(s.bits, s.passed) for s in result.path] == [(1, False), (2, True)]
+    with pytest.raises(ZeroDivisionError):
+        qgan.lowest_passing_bits([1], lambda bits: 1 / 0, 1.0)  # the callback's error comes back
+    layers = [qgan.LayerShape("deconv1", 409600, 256, 100, 256), qgan.LayerShape("deconv2", 524288, 128, 1024, 128),
+              qgan.LayerShape("deconv3", 131072, 64, 512, 64), qgan.LayerShape("deconv4", 1024, 1, 256, 1)]
+    assert qgan.pbgen_binarize(layers) == [False, True, True, False]
+    budget = sum(qgan.packed_bytes(layer, 2) for layer in layers)
+    allocation = qgan.layer_bits_under_budget(layers, [1, 2, 4], lambda l, i: [4.0, 1.0, 0.0][i] * (1 + (l != 1)), budget)
+    assert allocation.exact and allocation.bytes <= budget and allocation.bits[1] == 1
