@@ -30,8 +30,8 @@ POLICIES = ["em", "em+", "minmax", "log", "tanh", "lloyd"]
 def runs_in_priority_order(epochs):
     """(name, finetune.py options, table) in the order they run."""
     budget = ["--epochs", str(epochs)]
-    both = lambda method, bits: [f"both_{method}_w{bits}", ["--method", method, "--g-bits", str(bits),
-                                                           "--d-bits", str(bits)] + budget, "both"]
+    both = lambda method, bits: [run_name(method, bits, bits), ["--method", method, "--g-bits", str(bits),
+                                                                "--d-bits", str(bits)] + budget, "both"]
     runs = [["fp32_control", ["--g-bits", "0", "--d-bits", "0"] + budget, "control"]]
     runs += [both(m, b) for b in (2, 1) for m in ("em+", "em", "minmax")]
     runs += [["lsq+_w2", ["--learned", "lsq+", "--g-bits", "2", "--d-bits", "2"] + budget, "beyond"],
@@ -43,8 +43,8 @@ def runs_in_priority_order(epochs):
     runs += [both(m, b) for b in (3, 4) for m in POLICIES]
     for method in ("em+", "minmax"):
         for bits in (2, 1):
-            runs.append([f"onlyD_{method}_w{bits}", ["--method", method, "--g-bits", "0", "--d-bits", str(bits)] + budget, "onlyD"])
-            runs.append([f"onlyG_{method}_w{bits}", ["--method", method, "--g-bits", str(bits), "--d-bits", "0"] + budget, "onlyG"])
+            runs.append([run_name(method, 0, bits), ["--method", method, "--g-bits", "0", "--d-bits", str(bits)] + budget, "onlyD"])
+            runs.append([run_name(method, bits, 0), ["--method", method, "--g-bits", str(bits), "--d-bits", "0"] + budget, "onlyG"])
     return runs
 
 
@@ -60,6 +60,31 @@ def training_state(result):
     return "convergent"
 
 
+def run_once(runs_dir, name, options, threads=2):
+    """The result of finetune.py with `options` in runs_dir/name, run now unless finished."""
+    out = pathlib.Path(runs_dir) / name
+    if not (out / "result.json").exists():
+        command = [sys.executable, str(HERE / "finetune.py"), "--out", str(out), "--threads", str(threads)] + options
+        print(f"{name}: {' '.join(command)}", flush=True)
+        t0 = time.perf_counter()
+        status = subprocess.run(command).returncode
+        print(f"{name}: exit {status} after {time.perf_counter() - t0:.0f} s", flush=True)
+        if status != 0:
+            raise RuntimeError(f"{name}: finetune.py exited with {status}")
+    return json.loads((out / "result.json").read_text())
+
+
+def run_name(method, g_bits, d_bits):
+    """The name the runs of every script share, so a configuration is trained once."""
+    if g_bits == d_bits:
+        return f"both_{method}_w{g_bits}"
+    if g_bits == 0:
+        return f"onlyD_{method}_w{d_bits}"
+    if d_bits == 0:
+        return f"onlyG_{method}_w{g_bits}"
+    return f"g{g_bits}_d{d_bits}_{method}"
+
+
 def run(args):
     runs_dir = pathlib.Path(args.runs)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -69,18 +94,16 @@ def run(args):
         selected = [r for r in selected if r[0] in names]
     started = 0
     for name, options, _ in selected:
-        out = runs_dir / name
-        if (out / "result.json").exists():
+        if (runs_dir / name / "result.json").exists():
             print(f"{name}: done, skipped", flush=True)
             continue
         if args.limit and started >= args.limit:
             break
         started += 1
-        command = [sys.executable, str(HERE / "finetune.py"), "--out", str(out), "--threads", str(args.threads)] + options
-        print(f"{name}: {' '.join(command)}", flush=True)
-        t0 = time.perf_counter()
-        status = subprocess.run(command).returncode
-        print(f"{name}: exit {status} after {time.perf_counter() - t0:.0f} s", flush=True)
+        try:
+            run_once(runs_dir, name, options, args.threads)
+        except RuntimeError as error:
+            print(error, flush=True)
 
 
 def fmt(stage):

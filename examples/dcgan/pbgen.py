@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""PBGen's partial binarization on the reference DCGAN, against measured sensitivity.
+
+1. The shape rule (qgan::search::pbgen_binarize, through the bridge): binarize a
+   deconvolution when each output sums at least 512 inputs (in_channels x the kernel taps
+   that reach one output) and it has at least 64 output channels; the others stay fp32.
+   On this generator (fan-in 100, 1024, 512, 256; outputs 256, 128, 64, 1) it picks
+   deconv2 and deconv3.
+2. Measured sensitivity: each layer binarized alone (EM+, per channel, the rest fp32),
+   post-training, scored by `qgan eval` (N=5000). The two least sensitive layers form the
+   measured choice.
+3. Fine-tuned (finetune.py, --epochs) with D binarized too, as PBGen does for a balanced
+   game: the rule's choice, the measured choice when it differs, and all layers
+   binarized (table2.py's both_em+_w1, shared). Each row: FID-FMNIST, IS-FMNIST, model
+   bytes and the packed generator's speed (`qgan sample -n 2000 --threads 1`, best of 3).
+
+  nohup /usr/bin/python3 examples/dcgan/pbgen.py --runs runs/table2 > runs/pbgen.log 2>&1 &
+"""
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import finetune  # noqa: E402
+import table2  # noqa: E402
+
+LAYERS = ["deconv1", "deconv2", "deconv3", "deconv4"]
+
+
+def layer_shapes(qgan, torch, G):
+    """Each deconvolution's size, fan-in (inputs summed per output, at its real input size)
+    and output channels."""
+    shapes, x = [], torch.zeros(1, 100, 1, 1)
+    for name, module in G.named_children():
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            probe = torch.nn.ConvTranspose2d(1, 1, module.kernel_size, module.stride, module.padding,
+                                             module.output_padding, 1, False, module.dilation)
+            torch.nn.init.ones_(probe.weight)
+            taps = int(probe(torch.ones(1, 1, *x.shape[2:])).max())
+            fan_in = module.in_channels // module.groups * taps
+            shapes.append(qgan.LayerShape(name, module.weight.numel(), module.out_channels, fan_in, module.out_channels))
+        x = module(x)
+    return shapes
+
+
+def eval_json(tool, path, samples=5000):
+    out = subprocess.run([tool, "eval", str(path), "--arch", "dcgan", "--json", "--samples", str(samples),
+                          "--bootstrap", "50"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def sample_seconds(tool, path):
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([tool, "sample", str(path), "--arch", "dcgan", "-n", "2000", "--threads", "1",
+                            "-o", f"{scratch}/s.png"], check=True, capture_output=True)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", default="runs/table2")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-train", action="store_true", help="rule and sensitivity only")
+    p.add_argument("--build-dir", default=str(HERE.parents[1] / "build"))
+    args = p.parse_args()
+    finetune.import_qgan(args.build_dir)
+    import qgan
+    import torch
+    import train
+
+    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
+    source = HERE / "weights" / "generator.safetensors"
+    G = train.make_generator()
+    shapes = layer_shapes(qgan, torch, G)
+    rule = [s.name for s, b in zip(shapes, qgan.pbgen_binarize(shapes)) if b]
+    print("layers: " + ", ".join(f"{s.name} fan-in {s.fan_in}, {s.output_channels} outputs" for s in shapes))
+    print(f"PBGen rule (fan-in >= 512, >= 64 outputs) binarizes: {', '.join(rule)}", flush=True)
+
+    runs = pathlib.Path(args.runs)
+    (runs / "pbgen").mkdir(parents=True, exist_ok=True)
+    sensitivity = {}
+    for name in LAYERS:
+        path = runs / "pbgen" / f"ptq_{name}_w1.qgan"
+        keep = [f"{other}.weight" for other in LAYERS if other != name]
+        qgan.quantize_safetensors(source, path, method="em+", bits=1, per_channel=True, arch="dcgan", keep=keep)
+        sensitivity[name] = eval_json(tool, path)["fid_fmnist"]
+        print(f"  {name} binarized alone, post-training: FID-FMNIST {sensitivity[name]:.2f}", flush=True)
+    measured = sorted(LAYERS, key=lambda n: sensitivity[n])[:len(rule)]
+    print(f"measured choice (the {len(rule)} least sensitive): {', '.join(sorted(measured))}", flush=True)
+    (runs / "pbgen" / "sensitivity.json").write_text(json.dumps(
+        {"rule": rule, "measured": sorted(measured), "fid_one_layer_binarized_ptq": sensitivity}, indent=1))
+    if args.no_train:
+        return
+
+    configs = [("pbgen_rule", rule)]
+    if sorted(measured) != sorted(rule):
+        configs.append(("pbgen_measured", sorted(measured)))
+    rows = []
+    for name, layers in configs:
+        options = ["--method", "em+", "--g-bits", "0", "--d-bits", "1", "--epochs", str(args.epochs),
+                   "--g-layer-bits", ",".join(f"{layer}=1" for layer in layers)]
+        rows.append((name, ", ".join(layers), table2.run_once(runs, name, options, args.threads), runs / name))
+    everything = table2.run_name("em+", 1, 1)
+    rows.append(("all layers", "all four",
+                 table2.run_once(runs, everything, ["--method", "em+", "--g-bits", "1", "--d-bits", "1", "--epochs",
+                                                     str(args.epochs)], args.threads), runs / everything))
+    fp32_seconds = sample_seconds(tool, source)
+    print(f"\nfp32 generator: {source.stat().st_size} bytes, qgan sample -n 2000 --threads 1: {fp32_seconds:.2f} s\n")
+    print("| configuration | binarized (G) | D | FID post-training | FID fine-tuned | IS | model bytes | sample 2000, 1 thread |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, layers, result, directory in rows:
+        model = directory / "generator.qgan"
+        seconds = sample_seconds(tool, model)
+        print(f"| {name} | {layers} | 1 bit | {result['post_training']['fid_fmnist']:.2f} | "
+              f"{result['fine_tuned']['fid_fmnist']:.2f} ± {result['fine_tuned']['fid_fmnist_bootstrap_std']:.2f} | "
+              f"{result['fine_tuned']['is_fmnist']:.2f} | {model.stat().st_size} | {seconds:.2f} s "
+              f"({fp32_seconds / seconds:.2f}x fp32) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
