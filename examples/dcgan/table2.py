@@ -38,7 +38,10 @@ def runs_in_priority_order(epochs):
              ["lsq+_w1", ["--learned", "lsq+", "--g-bits", "1", "--d-bits", "1"] + budget, "beyond"],
              ["distill_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--distill", "1"] + budget, "beyond"],
              ["datafree_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "0", "--data-free"] + budget, "beyond"],
-             ["w2a8_em+", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--act", "int8"] + budget, "beyond"]]
+             ["w2a8_em+", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--act", "int8"] + budget, "beyond"],
+             # What re-fitting less often costs (both_em+_w2 re-fits every update).
+             ["refit10_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "10"] + budget, "beyond"],
+             ["refit100_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "100"] + budget, "beyond"]]
     runs += [both(m, b) for b in (2, 1) for m in ("log", "tanh", "lloyd") if not (m == "log" and b == 1)]
     runs += [both(m, b) for b in (3, 4) for m in POLICIES]
     for method in ("em+", "minmax"):
