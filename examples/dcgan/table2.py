@@ -129,19 +129,30 @@ def report(args):
          "--bootstrap", "50"], check=True, capture_output=True, text=True).stdout)
     fp32 = baseline["fid_fmnist"]
     print(f"fp32 generator (no fine-tuning): FID-FMNIST {fmt(baseline)}, IS-FMNIST {baseline['is_fmnist']:.2f}\n")
-    print("| run | G bits | D bits | method | FID post-training | FID fine-tuned | / fp32 | IS fine-tuned | state | steps | train s |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    control = results.get("fp32_control", (None, None))[1]
+    control_fid = control["fine_tuned"]["fid_fmnist"] if control else float("nan")
+    print("| run | G bits | D bits | method | FID post-training | FID fine-tuned | / fp32 | / control | IS | state | steps | train s |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     total = 0.0
     for name, (table, r) in results.items():
         c = r["config"]
         method = c.get("learned") or c["method"]
+        if not c["g_bits"] and not c["d_bits"] and not c.get("g_layer_bits"):
+            method = "none (fp32)"
+        if c.get("g_layer_bits"):
+            method += f", G layers {c['g_layer_bits']}"
+        if c.get("refit_every", 1) != 1:
+            method += f", re-fit every {c['refit_every']}"
+        if c.get("lr", 2e-4) != 2e-4:
+            method += f", lr {c['lr']:g}"
         if c.get("distill"):
             method += f" + distill {c['distill']:g}" + (" (data-free)" if c.get("data_free") else "")
         if c.get("act") == "int8":
             method += ", A8"
         total += r["wall_seconds"]
         print(f"| {name} | {c['g_bits'] or 'fp32'} | {c['d_bits'] or 'fp32'} | {method} | {fmt(r['post_training'])} | "
-              f"{fmt(r['fine_tuned'])} | {r['fine_tuned']['fid_fmnist'] / fp32:.2f}x | {r['fine_tuned']['is_fmnist']:.2f} | "
+              f"{fmt(r['fine_tuned'])} | {r['fine_tuned']['fid_fmnist'] / fp32:.2f}x | "
+              f"{r['fine_tuned']['fid_fmnist'] / control_fid:.2f}x | {r['fine_tuned']['is_fmnist']:.2f} | "
               f"{training_state(r)} | {r['steps']} | {r['train_seconds']:.0f} |")
     print(f"\n{len(results)} runs, {total / 3600:.2f} h of wall time in all (2 threads each).")
 

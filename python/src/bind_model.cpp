@@ -109,7 +109,15 @@ void bind_model(py::module_& m) {
         const qgan::packed_tensor& packed = model.packed(name);
         return float_array(qgan::io::float_tensor{packed.shape, qgan::dequantize(packed, name)});
       }, py::arg("name"), "The tensor's values as float32, decoded if it is packed.")
-      .def_readwrite("metadata", &qgan::io::qgan_model::metadata, "str -> str (assign a whole dict to change it)")
+      // A read-only view: with a plain dict copy, `model.metadata[k] = v` would change the
+      // copy and silently not the model.
+      .def_property(
+          "metadata",
+          [](const qgan::io::qgan_model& model) {
+            return py::module_::import("types").attr("MappingProxyType")(py::cast(model.metadata));
+          },
+          [](qgan::io::qgan_model& model, const qgan::io::qgan_metadata& metadata) { model.metadata = metadata; },
+          "str -> str, read-only view; assign a whole dict to change it")
       .def_readonly("source", &qgan::io::qgan_model::source);
 
   m.def("quantize_safetensors",

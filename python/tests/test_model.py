@@ -51,6 +51,10 @@ def test_model_built_in_python_round_trips(tmp_path):
     np.testing.assert_array_equal(back["conv.weight"].codes(), model["conv.weight"].codes())
     np.testing.assert_array_equal(back["bn.bias"], model["bn.bias"])
     assert back.metadata == {"qgan.note": "built in Python"}
+    with pytest.raises(TypeError):
+        back.metadata["qgan.note"] = "lost"  # a view: this would otherwise change a copy
+    back.metadata = {**back.metadata, "qgan.other": "kept"}
+    assert back.metadata["qgan.other"] == "kept"
     assert back.source == str(path)
     with pytest.raises(KeyError):
         back["missing"]
