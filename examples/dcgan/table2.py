@@ -42,12 +42,15 @@ def runs_in_priority_order(epochs):
              # What re-fitting less often costs (both_em+_w2 re-fits every update).
              ["refit10_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "10"] + budget, "beyond"],
              ["refit100_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "100"] + budget, "beyond"]]
-    runs += [both(m, b) for b in (2, 1) for m in ("log", "tanh", "lloyd") if not (m == "log" and b == 1)]
-    runs += [both(m, b) for b in (3, 4) for m in POLICIES]
+    one_side = []
     for method in ("em+", "minmax"):
-        for bits in (2, 1):
-            runs.append([run_name(method, 0, bits), ["--method", method, "--g-bits", "0", "--d-bits", str(bits)] + budget, "onlyD"])
-            runs.append([run_name(method, bits, 0), ["--method", method, "--g-bits", str(bits), "--d-bits", "0"] + budget, "onlyG"])
+        for bits in (1, 2):
+            one_side.append([run_name(method, 0, bits), ["--method", method, "--g-bits", "0", "--d-bits", str(bits)] + budget, "onlyD"])
+            one_side.append([run_name(method, bits, 0), ["--method", method, "--g-bits", str(bits), "--d-bits", "0"] + budget, "onlyG"])
+    runs += one_side[:4]  # EM+ first
+    runs += [both(m, b) for b in (2, 1) for m in ("log", "tanh", "lloyd") if not (m == "log" and b == 1)]
+    runs += one_side[4:]
+    runs += [both(m, b) for b in (3, 4) for m in POLICIES]
     return runs
 
 
