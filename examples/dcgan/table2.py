@@ -39,6 +39,12 @@ def runs_in_priority_order(epochs):
              ["distill_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--distill", "1"] + budget, "beyond"],
              ["datafree_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "0", "--data-free"] + budget, "beyond"],
              ["w2a8_em+", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--act", "int8"] + budget, "beyond"],
+             # A quarter of the learning rate for twice the steps: the 1-epoch curves at
+             # 2e-4 swing by +-5 FID between checkpoints.
+             ["lr5e-5_2ep_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--lr", "5e-5", "--epochs",
+                                    str(2 * epochs)], "beyond"],
+             ["lr5e-5_2ep_em+_w1", ["--method", "em+", "--g-bits", "1", "--d-bits", "1", "--lr", "5e-5", "--epochs",
+                                    str(2 * epochs)], "beyond"],
              # What re-fitting less often costs (both_em+_w2 re-fits every update).
              ["refit10_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "10"] + budget, "beyond"],
              ["refit100_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--refit-every", "100"] + budget, "beyond"]]
