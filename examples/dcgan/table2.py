@@ -37,6 +37,7 @@ def runs_in_priority_order(epochs):
     runs += [["lsq+_w2", ["--learned", "lsq+", "--g-bits", "2", "--d-bits", "2"] + budget, "beyond"],
              ["lsq+_w1", ["--learned", "lsq+", "--g-bits", "1", "--d-bits", "1"] + budget, "beyond"],
              ["distill_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--distill", "1"] + budget, "beyond"],
+             ["distill_em+_w1", ["--method", "em+", "--g-bits", "1", "--d-bits", "1", "--distill", "1"] + budget, "beyond"],
              ["datafree_em+_w2", ["--method", "em+", "--g-bits", "2", "--d-bits", "0", "--data-free"] + budget, "beyond"],
              ["w2a8_em+", ["--method", "em+", "--g-bits", "2", "--d-bits", "2", "--act", "int8"] + budget, "beyond"],
              # A quarter of the learning rate for twice the steps: the 1-epoch curves at
