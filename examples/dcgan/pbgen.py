@@ -10,9 +10,11 @@
    post-training, scored by `qgan eval` (N=5000). The two least sensitive layers form the
    measured choice.
 3. Fine-tuned (finetune.py, --epochs) with D binarized too, as PBGen does for a balanced
-   game: the rule's choice, the measured choice when it differs, and all layers
+   game: the rule's choice, the measured choice when it differs, the rule's choice with the
+   other layers at 8 bits (so the 8-bit activation path can run it), and all layers
    binarized (table2.py's both_em+_w1, shared). Each row: FID-FMNIST, IS-FMNIST, model
-   bytes and the packed generator's speed (`qgan sample -n 2000 --threads 1`, best of 3).
+   bytes and the packed generator's speed (`qgan sample -n 2000 --threads 1`, best of 3,
+   with fp32 activations and, where every layer is packed, 8-bit ones after `qgan calibrate`).
 
   nohup /usr/bin/python3 examples/dcgan/pbgen.py --runs runs/table2 > runs/pbgen.log 2>&1 &
 """
@@ -54,12 +56,20 @@ def eval_json(tool, path, samples=5000):
     return json.loads(out)
 
 
-def sample_seconds(tool, path):
+def sample_seconds(tool, path, act="fp32"):
+    """Best of 3 `qgan sample -n 2000 --threads 1`; with act int8, of a calibrated copy
+    (None when the model cannot run 8-bit activations: a layer left in fp32)."""
     best = float("inf")
     with tempfile.TemporaryDirectory() as scratch:
+        if act == "int8":
+            calibrated = f"{scratch}/a8.qgan"
+            if subprocess.run([tool, "calibrate", str(path), "--arch", "dcgan", "-o", calibrated],
+                              capture_output=True).returncode != 0:
+                return None
+            path = calibrated
         for _ in range(3):
             t0 = time.perf_counter()
-            subprocess.run([tool, "sample", str(path), "--arch", "dcgan", "-n", "2000", "--threads", "1",
+            subprocess.run([tool, "sample", str(path), "--arch", "dcgan", "-n", "2000", "--threads", "1", "--act", act,
                             "-o", f"{scratch}/s.png"], check=True, capture_output=True)
             best = min(best, time.perf_counter() - t0)
     return best
@@ -102,29 +112,37 @@ def main():
     if args.no_train:
         return
 
-    configs = [("pbgen_rule", rule)]
+    # PBGen keeps the other layers in fp32; qgan's 8-bit activation path needs every layer
+    # packed, so the rule's choice also runs with the other layers at 8 bits.
+    configs = [("pbgen_rule", rule, 0)]
     if sorted(measured) != sorted(rule):
-        configs.append(("pbgen_measured", sorted(measured)))
+        configs.append(("pbgen_measured", sorted(measured), 0))
+    configs.append(("pbgen_rule_w8", rule, 8))
     rows = []
-    for name, layers in configs:
+    for name, layers, others in configs:
+        widths = {layer: (1 if layer in layers else others) for layer in LAYERS}
         options = ["--method", "em+", "--g-bits", "0", "--d-bits", "1", "--epochs", str(args.epochs),
-                   "--g-layer-bits", ",".join(f"{layer}=1" for layer in layers)]
-        rows.append((name, ", ".join(layers), table2.run_once(runs, name, options, args.threads), runs / name))
+                   "--g-layer-bits", ",".join(f"{layer}={bits}" for layer, bits in widths.items() if bits)]
+        label = ", ".join(layers) + (f" (others {others} bits)" if others else "")
+        rows.append((name, label, table2.run_once(runs, name, options, args.threads), runs / name))
     everything = table2.run_name("em+", 1, 1)
     rows.append(("all layers", "all four",
                  table2.run_once(runs, everything, ["--method", "em+", "--g-bits", "1", "--d-bits", "1", "--epochs",
                                                      str(args.epochs)], args.threads), runs / everything))
     fp32_seconds = sample_seconds(tool, source)
     print(f"\nfp32 generator: {source.stat().st_size} bytes, qgan sample -n 2000 --threads 1: {fp32_seconds:.2f} s\n")
-    print("| configuration | binarized (G) | D | FID post-training | FID fine-tuned | IS | model bytes | sample 2000, 1 thread |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| configuration | binarized (G) | D | FID post-training | FID fine-tuned | IS | model bytes | "
+          "sample 2000, fp32 act. | sample 2000, 8-bit act. |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, layers, result, directory in rows:
         model = directory / "generator.qgan"
-        seconds = sample_seconds(tool, model)
+        speeds = []
+        for act in ("fp32", "int8"):
+            seconds = sample_seconds(tool, model, act)
+            speeds.append("n/a (fp32 layers)" if seconds is None else f"{seconds:.2f} s ({fp32_seconds / seconds:.2f}x)")
         print(f"| {name} | {layers} | 1 bit | {result['post_training']['fid_fmnist']:.2f} | "
               f"{result['fine_tuned']['fid_fmnist']:.2f} ± {result['fine_tuned']['fid_fmnist_bootstrap_std']:.2f} | "
-              f"{result['fine_tuned']['is_fmnist']:.2f} | {model.stat().st_size} | {seconds:.2f} s "
-              f"({fp32_seconds / seconds:.2f}x fp32) |", flush=True)
+              f"{result['fine_tuned']['is_fmnist']:.2f} | {model.stat().st_size} | {speeds[0]} | {speeds[1]} |", flush=True)
 
 
 if __name__ == "__main__":
