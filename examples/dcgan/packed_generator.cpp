@@ -201,16 +201,11 @@ activation_ranges calibrate_ranges(const packed_generator& G, std::size_t sample
   }
   activation_ranges ranges{};
   for (std::size_t i = 0; i < generator_layers; ++i) {
-    std::vector<float>& v = values[i];
-    for (float& x : v) {
-      if (!std::isfinite(x)) qgan::detail::throw_error("calibrate: layer ", i + 1, " input is not finite");
-      x = std::abs(x);
-    }
-    // The 99.99th percentile: the sample maximum grows with the sample count, this does not.
-    const std::size_t rank = std::min(v.size() - 1, static_cast<std::size_t>(0.9999 * static_cast<double>(v.size())));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rank), v.end());
-    const float clip = std::max(v[rank], 1e-6f);
-    ranges[i] = i == 0 ? packed::range_for(-clip, clip) : packed::range_for(0.0f, clip);
+    std::string what = "calibrate: layer ";  // built up: GCC 12 warns falsely on "..." + std::string&&
+    what += std::to_string(i + 1);
+    what += " input";
+    // The latent is signed; every later input follows a ReLU.
+    ranges[i] = packed::clipped_range(std::move(values[i]), i == 0, 0.9999, what);
   }
   return ranges;
 }

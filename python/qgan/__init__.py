@@ -26,6 +26,7 @@ from _qgan import (  # noqa: F401  (re-exported)
     PackedTensor,
     __version__,
     activation_range,
+    clipped_activation_range,
     layer_bits_under_budget,
     lowest_passing_bits,
     methods,
@@ -38,7 +39,7 @@ from _qgan import (  # noqa: F401  (re-exported)
 )
 
 __all__ = [
-    "Error", "Fit", "LayerShape", "layer_bits_under_budget", "lowest_passing_bits", "packed_bytes",
+    "Error", "Fit", "LayerShape", "clipped_activation_range", "layer_bits_under_budget", "lowest_passing_bits", "packed_bytes",
     "pbgen_binarize", "Model", "PackedTensor", "activation_range", "methods", "quantize_model",
     "quantize_safetensors", "read_safetensors", "uniform_grid", "fit", "encode", "decode",
     "fake_quantize", "requantize", "pack", "pack_codes", "mse", "sqnr_db", "code_histogram", "psnr_u8",

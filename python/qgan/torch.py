@@ -19,8 +19,8 @@ records the method in the file's metadata.
 Activations: `quantize_activations` fake-quantizes the inputs of chosen layers on the
 8-bit grid of the C++ integer path (torch.fake_quantize_per_tensor_affine computes
 clamp(nearbyint(x * (1/scale)) + zp, 0, 255), the C++ requantization), with ranges from
-`calibrate_activations` (the C++ tool's rule: the 99.99th percentile of |x| over generator
-runs on sampled z; the latent is signed, later inputs follow a ReLU).
+`calibrate_activations` (the C++ tool's rule and code: the 99.99th percentile of |x| over
+generator runs on sampled z; the latent is signed, later inputs follow a ReLU).
 
 Nothing here holds global state: every quantizer lives in its module, so
 DistributedDataParallel runs it unchanged (ranks see identical weights, so identical fits).
@@ -258,16 +258,14 @@ def quantize_activations(model, ranges):
 
 
 @torch.no_grad()
-def calibrate_activations(model, latents, names, signed=(), percentile=99.99, batch=256):
-    """Per-tensor 8-bit ranges of the inputs of `names` over runs of model on `latents`.
-
-    The clip is the `percentile` of |x| (rank floor(p/100 * n) of the sorted values, the
-    C++ tool's rule); inputs listed in `signed` get [-clip, clip] (the latent), the others
-    [0, clip] (they follow a ReLU). Returns {name: (scale, zero_point)} from
-    qgan.activation_range, the C++ rule."""
+def calibrate_activations(model, latents, names, signed=(), quantile=0.9999, batch=256):
+    """Per-tensor 8-bit ranges of the inputs of `names` over runs of model on `latents`,
+    by the C++ tool's rule (qgan.clipped_activation_range): |x| clipped at its `quantile`;
+    inputs listed in `signed` get [-clip, clip] (the latent), the others [0, clip] (they
+    follow a ReLU). Returns {name: (scale, zero_point)}."""
     values = {name: [] for name in names}
     hooks = [model.get_submodule(name).register_forward_pre_hook(
-        lambda mod, inputs, name=name: values[name].append(inputs[0].detach().abs().reshape(-1).clone()))
+        lambda mod, inputs, name=name: values[name].append(inputs[0].detach().reshape(-1).clone()))
         for name in names]
     was_training = model.training
     model.eval()
@@ -278,15 +276,8 @@ def calibrate_activations(model, latents, names, signed=(), percentile=99.99, ba
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    ranges = {}
-    for name in names:
-        x = torch.cat(values[name]).numpy()
-        if not np.isfinite(x).all():
-            raise ValueError(f"calibrate_activations: the input of {name} is not finite")
-        rank = min(x.size - 1, int(percentile / 100.0 * x.size))
-        clip = max(float(np.partition(x, rank)[rank]), 1e-6)
-        ranges[name] = qgan.activation_range(-clip if name in signed else 0.0, clip)
-    return ranges
+    return {name: qgan.clipped_activation_range(torch.cat(values[name]).numpy(), name in signed, quantile)
+            for name in names}
 
 
 def export(model, path, metadata=None, activation_ranges=None):

@@ -299,6 +299,17 @@ void bind_policies(py::module_& m) {
     return py::make_tuple(r.scale, r.zero_point);
   }, py::arg("low"), py::arg("high"),
         "(scale, zero_point) of the 8-bit activation grid over [low, high] widened to hold 0, as the C++ integer path uses.");
+  m.def("clipped_activation_range", [](const py::array& values, bool is_signed, double quantile) {
+    const std::span<const float> data = input_span<float>(values, "clipped_activation_range(values)");
+    std::vector<float> copy(data.begin(), data.end());  // the selection reorders its own copy
+    qgan::nn::packed::activation_range r;
+    {
+      const py::gil_scoped_release release;
+      r = qgan::nn::packed::clipped_range(std::move(copy), is_signed, quantile, "clipped_activation_range(values)");
+    }
+    return py::make_tuple(r.scale, r.zero_point);
+  }, py::arg("values").noconvert(), py::arg("signed"), py::arg("quantile") = 0.9999,
+        "(scale, zero_point) calibrated as `qgan calibrate` does: |x| clipped at its quantile, symmetric when signed.");
 
   py::class_<qgan::packed_tensor>(m, "PackedTensor", "A quantized tensor as a .qgan file stores it: bit-packed codes and params.")
       .def_property_readonly("shape", [](const qgan::packed_tensor& p) { return shape_tuple(p.shape); })

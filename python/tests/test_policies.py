@@ -161,3 +161,19 @@ def test_activation_range_is_the_cpp_rule():
     assert zero_point == int(np.rint(np.float32(1.0) / expected_scale)) == 127
     with pytest.raises(qgan.Error, match="not a finite interval"):
         qgan.activation_range(1.0, -1.0)
+
+
+def test_clipped_activation_range_is_the_calibration_rule():
+    x = np.random.default_rng(4).normal(0, 1, 10001).astype(np.float32)
+    rank = int(0.9999 * x.size)  # as C++ computes it, in double
+    clip = np.partition(np.abs(x), rank)[rank]
+    assert qgan.clipped_activation_range(x, True) == qgan.activation_range(-clip, clip)
+    assert qgan.clipped_activation_range(x, False) == qgan.activation_range(0.0, clip)
+    assert qgan.clipped_activation_range(x, False, 1.0) == qgan.activation_range(0.0, np.abs(x).max())
+    x[7] = np.nan
+    with pytest.raises(qgan.Error, match=r"clipped_activation_range\(values\) is not finite"):
+        qgan.clipped_activation_range(x, True)
+    with pytest.raises(qgan.Error, match="quantile 1.5 is outside"):
+        qgan.clipped_activation_range(np.ones(3, np.float32), True, 1.5)
+    with pytest.raises(qgan.Error, match="no values"):
+        qgan.clipped_activation_range(np.ones(0, np.float32), True)

@@ -7,10 +7,12 @@
 
 #include "qgan/core/isa_namespace.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "qgan/core/error.hpp"
@@ -74,6 +76,23 @@ inline activation_range range_for(float low, float high) {
   const float scale = (high - low) / 255.0f;
   const float zero = std::nearbyint(-low / scale);
   return {scale, static_cast<std::int32_t>(zero < 0.0f ? 0.0f : (zero > 255.0f ? 255.0f : zero))};
+}
+
+/// The range calibration picks for one tensor from values observed on generator runs: |x|
+/// clipped at its `quantile` (element floor(quantile * n) of the sorted |x|: the sample
+/// maximum grows with the sample count, a quantile does not), [-clip, clip] for a signed
+/// input (the latent), [0, clip] for one that follows a ReLU. `what` starts the messages.
+inline activation_range clipped_range(std::vector<float> values, bool is_signed, double quantile, std::string_view what) {
+  if (values.empty()) qgan::detail::throw_error(what, " has no values to calibrate on");
+  if (!(quantile > 0.0 && quantile <= 1.0)) qgan::detail::throw_error(what, ": quantile ", quantile, " is outside (0, 1]");
+  for (float& x : values) {
+    if (!std::isfinite(x)) qgan::detail::throw_error(what, " is not finite");
+    x = std::fabs(x);
+  }
+  const std::size_t rank = std::min(values.size() - 1, static_cast<std::size_t>(quantile * static_cast<double>(values.size())));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(rank), values.end());
+  const float clip = std::max(values[rank], 1e-6f);
+  return is_signed ? range_for(-clip, clip) : range_for(0.0f, clip);
 }
 
 /// q = clamp(round_half_even(x / scale) + zero_point, 0, 255) of NCHW floats.
