@@ -28,6 +28,7 @@
 #include "qgan/core/thread_pool.hpp"
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
+#include "qgan/nn/packed/sequence.hpp"
 #include "qgan/pack/quantize.hpp"
 #include "qgan/quant/em.hpp"
 #ifdef QGAN_HAVE_ONEDNN
@@ -165,26 +166,12 @@ struct qgan_generator {
   }
 
   void run_fp32() const {
-    packed::f32_activations x = packed::from_nchw(z, 1, nz, 1, 1);
-    for (std::size_t i = 0; i < fp32.size(); ++i) {
-      packed::f32_activations y;
-      packed::forward(fp32[i], x, y, i + 1 < fp32.size(), *pool);
-      x = std::move(y);
-    }
+    packed::forward_sequence(std::span<const packed::layer>(fp32), packed::from_nchw(z, 1, nz, 1, 1), *pool);
   }
 
   void run_w2a8() const {
-    packed::u8_activations x = packed::quantize_nchw(z, 1, nz, 1, 1, ranges[0], w2[0].weights.row_tiles);
-    for (std::size_t i = 0; i + 1 < w2.size(); ++i) {
-      packed::u8_activations y;
-      y.scale = ranges[i + 1].scale;
-      y.zero_point = ranges[i + 1].zero_point;
-      y.planar = w2[i + 1].weights.row_tiles;
-      packed::forward(w2[i], x, y, *pool);
-      x = std::move(y);
-    }
-    packed::f32_activations image;
-    packed::forward(w2.back(), x, image, false, *pool);
+    packed::forward_sequence(std::span<const packed::layer>(w2), std::span<const packed::activation_range>(ranges),
+                             packed::quantize_nchw(z, 1, nz, 1, 1, ranges[0], w2[0].weights.row_tiles), *pool);
   }
 };
 

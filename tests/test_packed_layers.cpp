@@ -25,6 +25,7 @@
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
 #include "qgan/nn/packed/reference.hpp"
+#include "qgan/nn/packed/sequence.hpp"
 #include "qgan/nn/packed/tanh.hpp"
 #include "qgan/pack/quantize.hpp"
 #include "qgan/quant/em.hpp"
@@ -335,4 +336,16 @@ TEST_CASE("packed layers: tanh_approx is within 3e-7 of std::tanh on every float
   CHECK(std::signbit(packed::tanh_approx(-0.0f)));
   CHECK(packed::tanh_approx(INFINITY) == 1.0f);
   CHECK(packed::tanh_approx(-INFINITY) == -1.0f);
+}
+
+TEST_CASE("packed layers: a sequence refuses no layers, or input ranges that do not match its layers") {
+  qgan::thread_pool pool(1);
+  const std::vector<packed::layer> none;
+  CHECK_THROWS_WITH(packed::forward_sequence(std::span<const packed::layer>(none), packed::f32_activations{}, pool),
+                    Catch::Contains("no layers"));
+  const std::vector<packed::layer> one(1);
+  const std::vector<packed::activation_range> two(2);
+  CHECK_THROWS_WITH(packed::forward_sequence(std::span<const packed::layer>(one), std::span<const packed::activation_range>(two),
+                                             packed::u8_activations{}, pool),
+                    Catch::Contains("1 layers and 2 input ranges"));
 }

@@ -11,6 +11,7 @@
 #include "qgan/nn/activations.hpp"
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
+#include "qgan/nn/packed/sequence.hpp"
 #include "qgan/nn/packed/tanh.hpp"
 
 namespace dcgan {
@@ -123,28 +124,14 @@ qgan::nn::tensor4 packed_generator::operator()(const qgan::nn::tensor4& z) const
   }
   const auto n = static_cast<std::size_t>(z.dimension(0));
   const std::span<const float> latent(z.data(), static_cast<std::size_t>(z.size()));
-  packed::f32_activations image;
-  if (path_ == packed::activation_path::int8) {
-    packed::u8_activations x = packed::quantize_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1, ranges_[0],
-                                                     layers_[0].weights.row_tiles);
-    for (std::size_t i = 0; i + 1 < generator_layers; ++i) {
-      packed::u8_activations y;
-      y.scale = ranges_[i + 1].scale;
-      y.zero_point = ranges_[i + 1].zero_point;
-      y.planar = layers_[i + 1].weights.row_tiles;
-      packed::forward(layers_[i], x, y, *pool_);
-      x = std::move(y);
-    }
-    packed::forward(layers_.back(), x, image, false, *pool_);
-  } else {
-    packed::f32_activations x = packed::from_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1);
-    for (std::size_t i = 0; i + 1 < generator_layers; ++i) {
-      packed::f32_activations y;
-      packed::forward(layers_[i], x, y, true, *pool_);
-      x = std::move(y);
-    }
-    packed::forward(layers_.back(), x, image, false, *pool_);
-  }
+  const packed::f32_activations image =
+      path_ == packed::activation_path::int8
+          ? packed::forward_sequence(std::span<const packed::layer>(layers_), std::span<const packed::activation_range>(ranges_),
+                                     packed::quantize_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1, ranges_[0],
+                                                           layers_[0].weights.row_tiles),
+                                     *pool_)
+          : packed::forward_sequence(std::span<const packed::layer>(layers_),
+                                     packed::from_nchw(latent, n, static_cast<std::size_t>(nz_), 1, 1), *pool_);
   qgan::nn::tensor4 out(static_cast<Eigen::Index>(n), 1, static_cast<Eigen::Index>(image.height),
                         static_cast<Eigen::Index>(image.width));
   // One output channel: channel-last is already NCHW, so tanh reads the layer's output in
