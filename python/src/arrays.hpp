@@ -63,21 +63,22 @@ std::span<T> output_span(py::array& array, const std::string& where) {
   return {static_cast<T*>(array.mutable_data()), static_cast<std::size_t>(array.size())};
 }
 
-/// `out` when given (checked: dtype, layout, writable, the shape of `like`), else a new
-/// array shaped like `like`.
+/// `out` when given (checked: dtype, layout, writable, `shape`), else a new array of `shape`.
 template <class T>
-py::array output_like(const std::optional<py::array>& out, const py::array& like, const std::string& where) {
-  if (!out) {
-    std::vector<py::ssize_t> shape(like.shape(), like.shape() + like.ndim());
-    return py::array_t<T>(shape);
-  }
+py::array output_array(const std::optional<py::array>& out, const qgan::shape_t& shape, const std::string& where) {
+  if (!out) return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   py::array array = *out;
   require_array<T>(array, where, true);
-  if (shape_of(array) != shape_of(like)) {
-    throw py::value_error(where + ": has shape " + qgan::to_string(shape_of(array)) + ", expected " +
-                          qgan::to_string(shape_of(like)));
+  if (shape_of(array) != shape) {
+    throw py::value_error(where + ": has shape " + qgan::to_string(shape_of(array)) + ", expected " + qgan::to_string(shape));
   }
   return array;
+}
+
+/// output_array shaped like `like`.
+template <class T>
+py::array output_like(const std::optional<py::array>& out, const py::array& like, const std::string& where) {
+  return output_array<T>(out, shape_of(like), where);
 }
 
 }  // namespace qgan_python

@@ -42,6 +42,15 @@ typename Q::params channel_params(const fit_result& fit, std::size_t channel) {
   return qgan::detail::policy_traits<Q>::read(fit.params.data() + channel * fit.per_channel(), fit.bits);
 }
 
+void require_codes_fit(std::span<const std::uint8_t> codes, int bits, const std::string& where) {
+  const std::size_t levels = std::size_t{1} << bits;
+  const auto bad = std::find_if(codes.begin(), codes.end(), [&](std::uint8_t c) { return c >= levels; });
+  if (bad != codes.end()) {
+    throw py::value_error(where + ": code " + std::to_string(*bad) + " at element " + std::to_string(bad - codes.begin()) +
+                          " does not fit in " + std::to_string(bits) + " bits");
+  }
+}
+
 void require_shape(const py::array& array, const fit_result& fit, const std::string& where) {
   if (shape_of(array) != fit.shape) {
     throw py::value_error(where + ": has shape " + qgan::to_string(shape_of(array)) + " but the fit was for " +
@@ -98,12 +107,7 @@ py::array decode_codes(const py::array& codes_array, const fit_result& fit, cons
   py::array values_array = output_like<float>(out, codes_array, "decode(out)");
   const std::span<float> values = output_span<float>(values_array, "decode(out)");
   const qgan::channel_layout layout = qgan::make_channel_layout(fit.shape, fit.grain);
-  const std::size_t levels_count = std::size_t{1} << fit.bits;
-  const auto bad = std::find_if(codes.begin(), codes.end(), [&](std::uint8_t c) { return c >= levels_count; });
-  if (bad != codes.end()) {
-    throw py::value_error("decode(codes): code " + std::to_string(*bad) + " at element " +
-                          std::to_string(bad - codes.begin()) + " does not fit in " + std::to_string(fit.bits) + " bits");
-  }
+  require_codes_fit(codes, fit.bits, "decode(codes)");
   {
     const py::gil_scoped_release release;
     for (std::size_t channel = 0; channel < layout.channels; ++channel) {
@@ -198,13 +202,7 @@ fit_result uniform_grid(const py::array& alpha, const py::array& beta, int bits,
 qgan::packed_tensor pack_codes(const py::array& codes_array, const fit_result& fit) {
   const std::span<const std::uint8_t> codes = input_span<std::uint8_t>(codes_array, "pack_codes(codes)");
   require_shape(codes_array, fit, "pack_codes(codes)");
-  const std::size_t levels_count = std::size_t{1} << fit.bits;
-  for (std::size_t i = 0; i < codes.size(); ++i) {
-    if (codes[i] >= levels_count) {
-      throw py::value_error("pack_codes(codes): code " + std::to_string(codes[i]) + " at element " + std::to_string(i) +
-                            " does not fit in " + std::to_string(fit.bits) + " bits");
-    }
-  }
+  require_codes_fit(codes, fit.bits, "pack_codes(codes)");
   qgan::packed_tensor packed;
   packed.shape = fit.shape;
   packed.bits = fit.bits;
@@ -229,14 +227,8 @@ py::array unpacked_codes(const qgan::packed_tensor& packed) {
 }
 
 py::array dequantized(const qgan::packed_tensor& packed, const std::optional<py::array>& out) {
-  std::vector<float> values = qgan::dequantize(packed);
-  std::vector<py::ssize_t> shape(packed.shape.begin(), packed.shape.end());
-  py::array target = out ? *out : py::array(py::array_t<float>(shape));
-  if (out) {
-    require_array<float>(target, "dequantize(out)", true);
-    if (shape_of(target) != packed.shape) throw py::value_error("dequantize(out): has shape " + qgan::to_string(shape_of(target)) +
-                                                                ", expected " + qgan::to_string(packed.shape));
-  }
+  py::array target = output_array<float>(out, packed.shape, "dequantize(out)");
+  const std::vector<float> values = qgan::dequantize(packed);
   std::memcpy(target.mutable_data(), values.data(), values.size() * sizeof(float));
   return target;
 }

@@ -135,6 +135,12 @@ def test_pack_and_pack_codes():
     np.testing.assert_array_equal(packed.dequantize(), qgan.decode(packed.codes(), fit))
     again = qgan.pack_codes(packed.codes(), fit)
     np.testing.assert_array_equal(again.codes(), packed.codes())
+    out = np.empty_like(w)
+    assert np.shares_memory(packed.dequantize(out=out), out)
+    with pytest.raises(ValueError, match=r"dequantize\(out\): has shape \[3\], expected"):
+        packed.dequantize(out=np.empty(3, np.float32))
+    with pytest.raises(ValueError, match=r"pack_codes\(codes\): code 8 at element 0 does not fit in 3 bits"):
+        qgan.pack_codes(np.full(w.shape, 8, np.uint8), fit)
 
 
 def test_uniform_grid_encodes_like_a_learned_grid():
