@@ -9,6 +9,7 @@ tool (`qgan sample`, seed fixed) side by side, titled, via matplotlib.
 import argparse
 import pathlib
 import subprocess
+import sys
 import tempfile
 
 import matplotlib
@@ -18,6 +19,8 @@ import matplotlib.image  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import finetune  # noqa: E402
 
 
 def main():
@@ -29,7 +32,7 @@ def main():
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--build-dir", default=str(HERE.parents[1] / "build"))
     args = p.parse_args()
-    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
+    tool = finetune.tool_path(args.build_dir)
     pairs = [m.split("=", 1) for m in args.models]
     figure, axes = plt.subplots(1, len(pairs), figsize=(2.2 * len(pairs), 2.2 * args.n / args.columns / args.columns + 0.6))
     with tempfile.TemporaryDirectory() as scratch:

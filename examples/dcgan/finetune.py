@@ -104,7 +104,13 @@ class Teacher:
         return loss
 
 
-def evaluate(tool, model_path, act, samples, bootstrap, weights_dir, threads):
+def tool_path(build_dir):
+    """The qgan tool of a build, which every script here scores and samples with."""
+    return str(pathlib.Path(build_dir) / "examples" / "cli" / "qgan")
+
+
+def evaluate(tool, model_path, act="fp32", samples=5000, bootstrap=50, weights_dir=HERE / "weights", threads=1):
+    """`qgan eval --json` of a model: FID-FMNIST (with its bootstrap std), IS-FMNIST, PSNR."""
     command = [tool, "eval", str(model_path), "--arch", "dcgan", "--samples", str(samples),
                "--bootstrap", str(bootstrap), "--json", "--weights-dir", str(weights_dir),
                "--threads", str(threads)]
@@ -135,7 +141,7 @@ def main(argv=None):
         log_file.write(message + "\n")
         log_file.flush()
 
-    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
+    tool = tool_path(args.build_dir)
     if not os.access(tool, os.X_OK):
         raise SystemExit(f"finetune: no qgan tool at {tool} (build first, or pass --build-dir)")
     torch.set_num_threads(args.threads)
@@ -152,26 +158,23 @@ def main(argv=None):
         G_fp.load_state_dict(G.state_dict())
         teacher = Teacher(G_fp, ["relu1", "relu2", "relu3"])
 
+    layers = ["deconv1", "deconv2", "deconv3", "deconv4"]
     g_layers = {}
     for item in filter(None, args.g_layer_bits.split(",")):
         name, bits = item.split("=")
         g_layers[name] = int(bits)
+    # Each generator layer's width (0: fp32): --g-layer-bits over --g-bits. A name G does not
+    # have stays in the dict, so quantize_weights refuses it.
+    g_widths = {name: args.g_bits for name in layers}
+    g_widths.update(g_layers)
     common = dict(method=args.method, per_channel=not args.per_tensor, refit_every=args.refit_every,
                   learned=args.learned)
-    if args.g_bits > 0 or g_layers:
-        skip = [name for name, bits in g_layers.items() if bits == 0]
-        overrides = {name: {"bits": bits} for name, bits in g_layers.items() if bits > 0}
-        if args.g_bits > 0:
-            qt.quantize_weights(G, bits=args.g_bits, layers=overrides, skip=skip, **common)
-        else:
-            quantized = [name for name in ("deconv1", "deconv2", "deconv3", "deconv4") if name in overrides]
-            qt.quantize_weights(G, bits=8, layers=overrides,
-                                skip=[n for n in ("deconv1", "deconv2", "deconv3", "deconv4") if n not in quantized],
-                                **common)
+    if any(g_widths.values()):
+        qt.quantize_weights(G, layers={name: {"bits": bits} for name, bits in g_widths.items() if bits},
+                            skip=[name for name, bits in g_widths.items() if not bits], **common)
     if args.d_bits > 0:
         qt.quantize_weights(D, bits=args.d_bits, **common)
 
-    layers = ["deconv1", "deconv2", "deconv3", "deconv4"]
     ranges = None
     if args.act == "int8":
         calibration = torch.randn(1024, train.NZ, 1, 1, generator=torch.Generator().manual_seed(3141592653))

@@ -40,7 +40,7 @@ def main():
     import torch
     import train
 
-    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
+    tool = finetune.tool_path(args.build_dir)
     source = HERE / "weights" / "generator.safetensors"
     work = pathlib.Path(args.runs) / "mixed"
     work.mkdir(parents=True, exist_ok=True)
@@ -52,12 +52,12 @@ def main():
         if name not in cache:
             path = work / f"{name}.qgan"
             qgan.quantize_safetensors(source, path, method="em+", per_channel=True, arch="dcgan", **rules)
-            result = pbgen.eval_json(tool, path)
+            result = finetune.evaluate(tool, path)
             cache[name] = [result["fid_fmnist"], path.stat().st_size]
             cache_path.write_text(json.dumps(cache, indent=1))
         return cache[name]
 
-    fp32 = pbgen.eval_json(tool, source)["fid_fmnist"]
+    fp32 = finetune.evaluate(tool, source)["fid_fmnist"]
     shapes = pbgen.layer_shapes(qgan, torch, train.make_generator())
     print(f"fp32 generator: FID-FMNIST {fp32:.2f}\n\nsensitivity (FID with one layer quantized, the rest fp32):")
     print("| layer | " + " | ".join(f"{w} bit" for w in WIDTHS) + " |")

@@ -50,12 +50,6 @@ def layer_shapes(qgan, torch, G):
     return shapes
 
 
-def eval_json(tool, path, samples=5000):
-    out = subprocess.run([tool, "eval", str(path), "--arch", "dcgan", "--json", "--samples", str(samples),
-                          "--bootstrap", "50"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
 def sample_seconds(tool, path, act="fp32"):
     """Best of 3 `qgan sample -n 2000 --threads 1`; with act int8, of a calibrated copy
     (None when the model cannot run 8-bit activations: a layer left in fp32)."""
@@ -88,7 +82,7 @@ def main():
     import torch
     import train
 
-    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
+    tool = finetune.tool_path(args.build_dir)
     source = HERE / "weights" / "generator.safetensors"
     G = train.make_generator()
     shapes = layer_shapes(qgan, torch, G)
@@ -103,7 +97,7 @@ def main():
         path = runs / "pbgen" / f"ptq_{name}_w1.qgan"
         keep = [f"{other}.weight" for other in LAYERS if other != name]
         qgan.quantize_safetensors(source, path, method="em+", bits=1, per_channel=True, arch="dcgan", keep=keep)
-        sensitivity[name] = eval_json(tool, path)["fid_fmnist"]
+        sensitivity[name] = finetune.evaluate(tool, path)["fid_fmnist"]
         print(f"  {name} binarized alone, post-training: FID-FMNIST {sensitivity[name]:.2f}", flush=True)
     measured = sorted(LAYERS, key=lambda n: sensitivity[n])[:len(rule)]
     print(f"measured choice (the {len(rule)} least sensitive): {', '.join(sorted(measured))}", flush=True)

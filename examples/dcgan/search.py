@@ -12,9 +12,7 @@ table2.py (same names in the same runs directory), so no configuration trains tw
   nohup /usr/bin/python3 examples/dcgan/search.py --runs runs/table2 > runs/search.log 2>&1 &
 """
 import argparse
-import json
 import pathlib
-import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -37,9 +35,7 @@ def main():
     finetune.import_qgan(args.build_dir)
     import qgan
 
-    tool = str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan")
-    fp32 = json.loads(subprocess.run([tool, "eval", str(HERE / "weights" / "generator.safetensors"), "--arch", "dcgan",
-                                      "--json", "--bootstrap", "0"], check=True, capture_output=True, text=True).stdout)
+    fp32 = finetune.evaluate(finetune.tool_path(args.build_dir), HERE / "weights" / "generator.safetensors", bootstrap=0)
     target = args.target or args.ratio * fp32["fid_fmnist"]
     widths = [int(w) for w in args.widths.split(",")]
     print(f"target: FID-FMNIST <= {target:.2f} (fp32 generator {fp32['fid_fmnist']:.2f}, N=5000); "

@@ -24,6 +24,8 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import finetune  # noqa: E402
 POLICIES = ["em", "em+", "minmax", "log", "tanh", "lloyd"]
 
 
@@ -133,10 +135,7 @@ def report(args):
     if not results:
         print("no finished runs")
         return
-    baseline = json.loads(subprocess.run(
-        [str(pathlib.Path(args.build_dir) / "examples" / "cli" / "qgan"), "eval",
-         str(HERE / "weights" / "generator.safetensors"), "--arch", "dcgan", "--json", "--samples", "5000",
-         "--bootstrap", "50"], check=True, capture_output=True, text=True).stdout)
+    baseline = finetune.evaluate(finetune.tool_path(args.build_dir), HERE / "weights" / "generator.safetensors")
     fp32 = baseline["fid_fmnist"]
     print(f"fp32 generator (no fine-tuning): FID-FMNIST {fmt(baseline)}, IS-FMNIST {baseline['is_fmnist']:.2f}\n")
     control = results.get("fp32_control", (None, None))[1]
