@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,16 @@ inline std::vector<int> parse_list(const std::string& text) {
     start = comma + 1;
   }
   return values;
+}
+
+/// The value that follows option argv[i], moving i past it; exits with a message when the
+/// option is last.
+inline std::string option_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) {
+    std::fprintf(stderr, "%s needs a value\n", argv[i]);
+    std::exit(2);
+  }
+  return argv[++i];
 }
 
 /// The median (of an even count, the mean of the middle two; 0 when empty).

@@ -41,6 +41,7 @@ namespace packed = qgan::nn::packed;
 using clock_type = std::chrono::steady_clock;
 
 using qgan_bench::median;
+using qgan_bench::option_value;
 using qgan_bench::parse_list;
 
 // A model of the shipped generator with every transposed convolution quantized (EM per
@@ -108,13 +109,7 @@ int main(int argc, char** argv) {
   std::string only;  // run only engines whose name contains this (and oneDNN int8, the bar)
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    const auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    const auto next = [&] { return option_value(argc, argv, i); };
     if (arg == "--rounds") rounds = std::stoi(next());
     else if (arg == "--threads") thread_counts = parse_list(next());
     else if (arg == "--batches") batches = parse_list(next());

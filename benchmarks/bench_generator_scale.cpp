@@ -42,6 +42,7 @@ using clock_type = std::chrono::steady_clock;
 constexpr std::size_t nz = 100;
 
 using qgan_bench::median;
+using qgan_bench::option_value;
 using qgan_bench::parse_list;
 
 // The last-level cache as the OS reports it (sysfs, what lscpu prints); glibc's sysconf
@@ -195,13 +196,7 @@ int main(int argc, char** argv) {
   std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    const auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", arg.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    const auto next = [&] { return option_value(argc, argv, i); };
     if (arg == "--rounds") rounds = std::stoi(next());
     else if (arg == "--threads") threads = std::stoi(next());
     else if (arg == "--ngf") ngfs = parse_list(next());
