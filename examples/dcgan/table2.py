@@ -58,8 +58,8 @@ def runs_in_priority_order(epochs):
             one_side.append([run_name(method, bits, 0), ["--method", method, "--g-bits", str(bits), "--d-bits", "0"] + budget, "onlyG"])
     runs += one_side[:4]  # EM+ first
     runs += [both(m, b) for b in (2, 1) for m in ("log", "tanh", "lloyd") if not (m == "log" and b == 1)]
-    runs += one_side[4:]
     runs += [both(m, b) for b in (3, 4) for m in POLICIES]
+    runs += one_side[4:]  # the second named subset, after every policy x width
     return runs
 
 
