@@ -46,22 +46,10 @@ constexpr int warmup_runs = 20;
 constexpr double f32_limit = 1e-3;       ///< max |difference|
 constexpr double int8_mean_limit = 0.1;  ///< mean |difference|
 
-tensor1 to_tensor1(const dcgan::float_tensor& t) {
-  tensor1 out(static_cast<Eigen::Index>(t.values.size()));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-tensor4 to_tensor4(const dcgan::float_tensor& t) {
-  tensor4 out(t.shape.at(0), t.shape.at(1), t.shape.at(2), t.shape.at(3));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
 qgan::nn::batch_norm2d_params batch_norm(const dcgan::weight_set& w, const std::string& name, std::int64_t channels) {
   const qgan::shape_t shape{channels};
-  return {to_tensor1(w.at(name + ".running_mean", shape)), to_tensor1(w.at(name + ".running_var", shape)),
-          to_tensor1(w.at(name + ".weight", shape)), to_tensor1(w.at(name + ".bias", shape)), 1e-5f};
+  const auto read = [&](const char* field) { return qgan::nn::tensor_from(w.at(name + field, shape).values); };
+  return {read(".running_mean"), read(".running_var"), read(".weight"), read(".bias"), 1e-5f};
 }
 
 // The DCGAN generator of examples/dcgan (deconv1: stride 1, pad 0; deconv2-4: stride 2,
@@ -76,10 +64,10 @@ std::vector<deconv_spec> folded_generator(const dcgan::weight_set& w) {
     }
     const std::int64_t out = weight->shape[1];
     const dcgan::float_tensor* file_bias = w.find(name + ".bias");
-    tensor4 folded_weight = to_tensor4(*weight);
+    tensor4 folded_weight = qgan::nn::tensor_from<4>(weight->values, weight->shape, name + ".weight");
     tensor1 folded_bias(out);
     folded_bias.setZero();
-    if (file_bias != nullptr) folded_bias = to_tensor1(w.at(name + ".bias", {out}));
+    if (file_bias != nullptr) folded_bias = qgan::nn::tensor_from(w.at(name + ".bias", {out}).values);
     if (index < 4) {
       const auto bn = batch_norm(w, "bn" + std::to_string(index), out);
       const qgan::nn::folded_conv folded = qgan::nn::fold_batch_norm_conv_transpose2d(folded_weight, folded_bias, bn);

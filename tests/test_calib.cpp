@@ -99,18 +99,12 @@ tensor4 forward(const qgan::calib::sequential_network& network, const tensor4& z
   tensor4 x = z;
   for (const layer_step& step : network.layers) {
     const std::vector<float> w = read(step.weight_name());
-    const tensor4 weight = step.kind == layer_kind::conv2d ? d::to_tensor4(w, {4, 5, 3, 3}, "w") : d::to_tensor4(w, {3, 5, 3, 3}, "w");
+    const tensor4 weight = step.kind == layer_kind::conv2d ? qgan::nn::tensor_from<4>(w, {4, 5, 3, 3}, "w")
+                                                                  : qgan::nn::tensor_from<4>(w, {3, 5, 3, 3}, "w");
     std::optional<qgan::nn::tensor1> bias;
-    if (has(step.bias_name())) bias = d::to_tensor1(read(step.bias_name()));
+    if (has(step.bias_name())) bias = qgan::nn::tensor_from(read(step.bias_name()));
     tensor4 y = d::run_layer(step, x, weight, bias);
-    if (!step.batch_norm.empty()) {
-      qgan::nn::batch_norm2d_params bn;
-      bn.running_mean = d::to_tensor1(read(step.batch_norm + ".running_mean"));
-      bn.running_var = d::to_tensor1(read(step.batch_norm + ".running_var"));
-      bn.weight = d::to_tensor1(read(step.batch_norm + ".weight"));
-      bn.bias = d::to_tensor1(read(step.batch_norm + ".bias"));
-      y = qgan::nn::batch_norm2d(y, bn);
-    }
+    if (!step.batch_norm.empty()) y = qgan::nn::batch_norm2d(y, d::batch_norm_from(step, read));
     x = d::activate(step, std::move(y));
   }
   return x;

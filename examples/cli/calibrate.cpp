@@ -33,20 +33,6 @@ constexpr const char* help =
 
 }  // namespace
 
-dcgan::activation_ranges store_activation_ranges(qgan::io::qgan_model& model, std::size_t samples, std::uint64_t seed,
-                                                 int threads) {
-  const dcgan::packed_weight_set weights = dcgan::packed_weights_from_qgan(model);
-  const dcgan::packed_generator G(weights, qgan::nn::packed::activation_path::fp32, threads);
-  const dcgan::activation_ranges ranges = dcgan::calibrate_ranges(G, samples, seed);
-  // Weights that cannot run with 8-bit activations (codebook policies) fail here, naming
-  // the layer, rather than when sampling.
-  (void)dcgan::packed_generator(weights, qgan::nn::packed::activation_path::int8, 1, &ranges);
-  dcgan::store_ranges(model, ranges);
-  model.metadata["qgan.activation_calibration"] = "99.99th percentile of " + std::to_string(samples) +
-                                                  " generator runs, latent seed " + std::to_string(seed);
-  return ranges;
-}
-
 int command_calibrate(std::span<const std::string> args, const context& ctx) {
   const std::optional<parsed_args> maybe_parsed =
       parse_command("calibrate", args, calibrate_option_specs, help, "MODEL", ctx);
@@ -67,7 +53,7 @@ int command_calibrate(std::span<const std::string> args, const context& ctx) {
   }
   const std::vector<std::byte> image = qgan::io::input_file(model_path).read_all();
   qgan::io::qgan_model model = qgan::io::parse_qgan(image, model_path.string());
-  const dcgan::activation_ranges ranges = store_activation_ranges(model, samples, seed, threads_option(parsed));
+  const dcgan::activation_ranges ranges = dcgan::calibrate_model(model, samples, seed, threads_option(parsed));
   out.write(qgan::io::serialize_qgan(model));
   out.commit();
   ctx.out << "wrote " << output.string() << ":";

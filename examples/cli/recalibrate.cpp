@@ -89,7 +89,7 @@ int quantize_and_recalibrate(const std::filesystem::path& input, const std::file
   }
   std::string steps = qgan::calib::steps_text(options);
   if (request.activation_ranges) {
-    store_activation_ranges(model, options.samples, options.seed, options.threads);
+    dcgan::calibrate_model(model, options.samples, options.seed, options.threads);
     steps += steps.empty() ? "act8" : ",act8";
     model.metadata["qgan.recalibration"] = steps;
   }

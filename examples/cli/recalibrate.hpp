@@ -27,10 +27,4 @@ int quantize_and_recalibrate(const std::filesystem::path& input, const std::file
                              const dcgan::quantize_settings& settings, recalibration_request request,
                              const context& ctx);
 
-/// qgan calibrate's work on a model in memory: runs its generator with fp32 activations
-/// on `samples` latents from `seed`, stores each layer's 8-bit input range and records it
-/// in the metadata.
-dcgan::activation_ranges store_activation_ranges(qgan::io::qgan_model& model, std::size_t samples, std::uint64_t seed,
-                                                 int threads);
-
 }  // namespace qgan_cli

@@ -18,26 +18,8 @@ namespace dcgan {
 
 namespace {
 
-tensor1 to_tensor1(const float_tensor& t) {
-  tensor1 out(static_cast<Eigen::Index>(t.values.size()));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-tensor2 to_tensor2(const float_tensor& t) {
-  tensor2 out(t.shape.at(0), t.shape.at(1));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
-tensor4 to_tensor4(const float_tensor& t) {
-  tensor4 out(t.shape.at(0), t.shape.at(1), t.shape.at(2), t.shape.at(3));
-  std::copy(t.values.begin(), t.values.end(), out.data());
-  return out;
-}
-
 tensor4 conv_weight(tensor_reader& w, const std::string& name, std::int64_t a, std::int64_t b) {
-  return to_tensor4(w.at(name + ".weight", {a, b, 4, 4}));
+  return qgan::nn::tensor_from<4>(w.at(name + ".weight", {a, b, 4, 4}).values, {a, b, 4, 4}, name + ".weight");
 }
 
 // PyTorch convolutions have a bias unless built with bias=False; DCGAN's are built
@@ -45,7 +27,7 @@ tensor4 conv_weight(tensor_reader& w, const std::string& name, std::int64_t a, s
 std::optional<tensor1> conv_bias(tensor_reader& w, const std::string& name, std::int64_t out_channels) {
   const float_tensor* bias = w.optional(name + ".bias", {out_channels});
   if (bias == nullptr) return std::nullopt;
-  return to_tensor1(*bias);
+  return qgan::nn::tensor_from(bias->values);
 }
 
 tensor4 convolve_transposed(const tensor4& x, const tensor4& weight, const std::optional<tensor1>& bias,
@@ -142,10 +124,10 @@ classifier::classifier(const weight_set& weights) {
   bn1_ = read_batch_norm(w, "bn1", 32);
   bn2_ = read_batch_norm(w, "bn2", 64);
   bn3_ = read_batch_norm(w, "bn3", 128);
-  fc1_ = to_tensor2(w.at("fc1.weight", {feature_dim, 2048}));
-  fc1_bias_ = to_tensor1(w.at("fc1.bias", {feature_dim}));
-  fc2_ = to_tensor2(w.at("fc2.weight", {classes, feature_dim}));
-  fc2_bias_ = to_tensor1(w.at("fc2.bias", {classes}));
+  fc1_ = qgan::nn::tensor_from<2>(w.at("fc1.weight", {feature_dim, 2048}).values, {feature_dim, 2048}, "fc1.weight");
+  fc1_bias_ = qgan::nn::tensor_from(w.at("fc1.bias", {feature_dim}).values);
+  fc2_ = qgan::nn::tensor_from<2>(w.at("fc2.weight", {classes, feature_dim}).values, {classes, feature_dim}, "fc2.weight");
+  fc2_bias_ = qgan::nn::tensor_from(w.at("fc2.bias", {classes}).values);
   w.require_all_used("Fashion-MNIST classifier", known_unused_suffixes);
 }
 

@@ -208,4 +208,17 @@ void store_ranges(qgan::io::qgan_model& model, const activation_ranges& ranges) 
   }
 }
 
+activation_ranges calibrate_model(qgan::io::qgan_model& model, std::size_t samples, std::uint64_t seed, int threads) {
+  const packed_weight_set weights = packed_weights_from_qgan(model);
+  const packed_generator G(weights, packed::activation_path::fp32, threads);
+  const activation_ranges ranges = calibrate_ranges(G, samples, seed);
+  // Weights that cannot run with 8-bit activations (codebook policies) fail here, naming
+  // the layer, rather than when sampling.
+  (void)packed_generator(weights, packed::activation_path::int8, 1, &ranges);
+  store_ranges(model, ranges);
+  model.metadata["qgan.activation_calibration"] = "99.99th percentile of " + std::to_string(samples) +
+                                                  " generator runs, latent seed " + std::to_string(seed);
+  return ranges;
+}
+
 }  // namespace dcgan

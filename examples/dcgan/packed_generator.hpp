@@ -68,4 +68,9 @@ activation_ranges calibrate_ranges(const packed_generator& fp32_generator, std::
 /// The model with the ranges stored as float32 tensors (replacing earlier ones).
 void store_ranges(qgan::io::qgan_model& model, const activation_ranges& ranges);
 
+/// qgan calibrate's work on a model in memory: runs its generator with fp32 activations
+/// on `samples` latents from `seed`, checks that the weights can run with 8-bit
+/// activations, stores each layer's input range and records the rule in the metadata.
+activation_ranges calibrate_model(qgan::io::qgan_model& model, std::size_t samples, std::uint64_t seed, int threads);
+
 }  // namespace dcgan

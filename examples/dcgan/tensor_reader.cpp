@@ -29,11 +29,6 @@ void tensor_reader::require_all_used(const char* network, std::span<const std::s
 qgan::nn::batch_norm2d_params read_batch_norm(tensor_reader& w, const std::string& name, std::int64_t channels) {
   const qgan::shape_t shape{channels};
   constexpr float eps = 1e-5f;
-  const auto to_tensor1 = [](const float_tensor& t) {
-    qgan::nn::tensor1 out(static_cast<Eigen::Index>(t.values.size()));
-    std::copy(t.values.begin(), t.values.end(), out.data());
-    return out;
-  };
   const float_tensor& variance = w.at(name + ".running_var", shape);
   // Checked here, where the file and tensor are known; the layer would only say which
   // channel.
@@ -43,8 +38,9 @@ qgan::nn::batch_norm2d_params read_batch_norm(tensor_reader& w, const std::strin
                                 "; a variance must be > -eps (", eps, ")");
     }
   }
-  return {to_tensor1(w.at(name + ".running_mean", shape)), to_tensor1(variance), to_tensor1(w.at(name + ".weight", shape)),
-          to_tensor1(w.at(name + ".bias", shape)), eps};
+  return {qgan::nn::tensor_from(w.at(name + ".running_mean", shape).values), qgan::nn::tensor_from(variance.values),
+          qgan::nn::tensor_from(w.at(name + ".weight", shape).values), qgan::nn::tensor_from(w.at(name + ".bias", shape).values),
+          eps};
 }
 
 }  // namespace dcgan

@@ -26,19 +26,6 @@ namespace qgan::calib::detail {
 QGAN_BEGIN_FUNCTIONS
 
 
-inline nn::tensor1 to_tensor1(const std::vector<float>& values) {
-  nn::tensor1 t(static_cast<Eigen::Index>(values.size()));
-  std::copy(values.begin(), values.end(), t.data());
-  return t;
-}
-
-inline nn::tensor4 to_tensor4(const std::vector<float>& values, const shape_t& shape, const std::string& name) {
-  if (shape.size() != 4) qgan::detail::throw_error("tensor '", name, "': shape ", to_string(shape), " is not 4-D");
-  nn::tensor4 t(shape[0], shape[1], shape[2], shape[3]);
-  std::copy(values.begin(), values.end(), t.data());
-  return t;
-}
-
 inline nn::tensor4 run_layer(const layer_step& step, const nn::tensor4& x, const nn::tensor4& weight,
                              const std::optional<nn::tensor1>& bias) {
   if (step.kind == layer_kind::conv2d) {
@@ -169,17 +156,13 @@ inline double mean_squared_difference(const nn::tensor4& a, const nn::tensor4& b
   return a.size() == 0 ? 0 : sum / double(a.size());
 }
 
-inline std::string model_label(const io::qgan_model& model) {
-  return model.source.empty() ? std::string("the quantized model") : model.source;
-}
-
 /// The model's float32 tensor `name`, replaced or appended.
 inline void store_floats(io::qgan_model& model, const std::string& name, shape_t shape, std::vector<float> values) {
   io::float_tensor tensor{std::move(shape), std::move(values)};
   for (io::qgan_entry& entry : model.tensors) {
     if (entry.name != name) continue;
     if (!std::holds_alternative<io::float_tensor>(entry.tensor)) {
-      qgan::detail::throw_error(model_label(model), ": tensor '", name, "': recalibration writes it as float32, but the model stores it ",
+      qgan::detail::throw_error(model.source_label(), ": tensor '", name, "': recalibration writes it as float32, but the model stores it ",
                                 std::holds_alternative<packed_tensor>(entry.tensor) ? "quantized" : "as raw bytes");
     }
     entry.tensor = std::move(tensor);
@@ -192,10 +175,10 @@ inline void store_floats(io::qgan_model& model, const std::string& name, shape_t
 template <class Read>
 nn::batch_norm2d_params batch_norm_from(const layer_step& step, Read&& read) {
   nn::batch_norm2d_params bn;
-  bn.running_mean = to_tensor1(read(step.batch_norm + ".running_mean"));
-  bn.running_var = to_tensor1(read(step.batch_norm + ".running_var"));
-  bn.weight = to_tensor1(read(step.batch_norm + ".weight"));
-  bn.bias = to_tensor1(read(step.batch_norm + ".bias"));
+  bn.running_mean = nn::tensor_from(read(step.batch_norm + ".running_mean"));
+  bn.running_var = nn::tensor_from(read(step.batch_norm + ".running_var"));
+  bn.weight = nn::tensor_from(read(step.batch_norm + ".weight"));
+  bn.bias = nn::tensor_from(read(step.batch_norm + ".bias"));
   bn.eps = step.batch_norm_eps;
   return bn;
 }

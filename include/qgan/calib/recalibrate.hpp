@@ -72,18 +72,18 @@ recalibration_report recalibrate(const io::safetensors_file& fp32, io::qgan_mode
     const std::string weight_name = step.weight_name();
     const io::safetensors_tensor& source = fp32.at(weight_name);
     const std::vector<float> fp32_weight = fp32.read_float(source);
-    const nn::tensor4 weight_fp32 = detail::to_tensor4(fp32_weight, source.shape, weight_name);
+    const nn::tensor4 weight_fp32 = nn::tensor_from<4>(fp32_weight, source.shape, weight_name);
     std::optional<nn::tensor1> bias_fp32;
-    if (fp32.find(step.bias_name()) != nullptr) bias_fp32 = detail::to_tensor1(fp32.read_float(step.bias_name()));
+    if (fp32.find(step.bias_name()) != nullptr) bias_fp32 = nn::tensor_from(fp32.read_float(step.bias_name()));
 
     io::qgan_entry* entry = nullptr;
     for (io::qgan_entry& e : model.tensors) {
       if (e.name == weight_name) entry = &e;
     }
-    if (entry == nullptr) qgan::detail::throw_error(detail::model_label(model), ": tensor '", weight_name, "': missing");
+    if (entry == nullptr) qgan::detail::throw_error(model.source_label(), ": tensor '", weight_name, "': missing");
     packed_tensor* packed = std::get_if<packed_tensor>(&entry->tensor);
     if (packed != nullptr && packed->shape != source.shape) {
-      qgan::detail::throw_error(detail::model_label(model), ": tensor '", weight_name, "': shape ", to_string(packed->shape),
+      qgan::detail::throw_error(model.source_label(), ": tensor '", weight_name, "': shape ", to_string(packed->shape),
                                 " differs from ", fp32.source(), "'s ", to_string(source.shape));
     }
     if (source.shape.size() != 4) {
@@ -110,10 +110,10 @@ recalibration_report recalibrate(const io::safetensors_file& fp32, io::qgan_mode
       const nn::tensor4* reference = options.rounding_from == rounding_inputs::both ? &x_fp32 : nullptr;
       detail::round_layer<Arch>(step, g, fp32_weight, *packed, inputs, reference, options, layer);
     }
-    const nn::tensor4 weight_quant = packed != nullptr ? detail::to_tensor4(dequantize<Arch>(*packed, weight_name), packed->shape, weight_name)
+    const nn::tensor4 weight_quant = packed != nullptr ? nn::tensor_from<4>(dequantize<Arch>(*packed, weight_name), packed->shape, weight_name)
                                                        : weight_fp32;
     std::optional<nn::tensor1> bias_quant;
-    if (model.find(step.bias_name()) != nullptr) bias_quant = detail::to_tensor1(model.floats(step.bias_name()).values);
+    if (model.find(step.bias_name()) != nullptr) bias_quant = nn::tensor_from(model.floats(step.bias_name()).values);
 
     nn::tensor4 y_fp32 = detail::run_layer(step, x_fp32, weight_fp32, bias_fp32);
     nn::tensor4 y_quant = detail::run_layer(step, x_quant, weight_quant, bias_quant);

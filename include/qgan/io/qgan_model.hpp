@@ -91,8 +91,10 @@ struct qgan_model {
     return get<raw_tensor>(name, entry_kind::raw);
   }
 
+  /// The model's file for error messages, or "qgan model" when it was built in memory.
+  [[nodiscard]] std::string source_label() const { return source.empty() ? std::string("qgan model") : source; }
+
  private:
-  std::string source_label() const { return source.empty() ? std::string("qgan model") : source; }
 
   template <class T>
   const T& get(std::string_view name, entry_kind wanted) const {

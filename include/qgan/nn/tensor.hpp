@@ -5,7 +5,11 @@
 
 #include <unsupported/Eigen/CXX11/Tensor>
 
+#include <algorithm>
+#include <array>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "qgan/core/error.hpp"
 #include "qgan/core/shape.hpp"
@@ -35,4 +39,39 @@ inline void require_at_least(const char* layer, const char* field, Eigen::Index 
 }
 
 }  // namespace detail
+
+/// A tensor of `shape` holding a copy of `values` (row-major, as files and PyTorch store
+/// them). `name` is the tensor's, for the error when the shape has another rank or does
+/// not account for every value.
+template <int Rank>
+Eigen::Tensor<float, Rank, Eigen::RowMajor> tensor_from(std::span<const float> values, const shape_t& shape,
+                                                       std::string_view name) {
+  if (shape.size() != static_cast<std::size_t>(Rank)) {
+    qgan::detail::throw_error("tensor '", name, "': shape ", qgan::to_string(shape), " is not ", Rank, "-D");
+  }
+  std::array<Eigen::Index, Rank> dims{};
+  Eigen::Index count = 1;
+  for (int i = 0; i < Rank; ++i) {
+    if (shape[static_cast<std::size_t>(i)] < 0) {
+      qgan::detail::throw_error("tensor '", name, "': shape ", qgan::to_string(shape), " has a negative extent");
+    }
+    dims[static_cast<std::size_t>(i)] = static_cast<Eigen::Index>(shape[static_cast<std::size_t>(i)]);
+    count *= dims[static_cast<std::size_t>(i)];
+  }
+  if (static_cast<std::size_t>(count) != values.size()) {
+    qgan::detail::throw_error("tensor '", name, "': shape ", qgan::to_string(shape), " holds ", count, " values, given ",
+                              values.size());
+  }
+  Eigen::Tensor<float, Rank, Eigen::RowMajor> out(dims);
+  std::copy(values.begin(), values.end(), out.data());
+  return out;
+}
+
+/// A 1-D tensor holding a copy of `values` (a bias, BatchNorm statistics).
+inline tensor1 tensor_from(std::span<const float> values) {
+  tensor1 out(static_cast<Eigen::Index>(values.size()));
+  std::copy(values.begin(), values.end(), out.data());
+  return out;
+}
+
 }  // namespace qgan::nn
