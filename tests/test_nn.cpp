@@ -558,3 +558,18 @@ TEST_CASE("bad shapes and options throw qgan::error naming the field", "[nn]") {
                         Contains("groups 2 does not divide the 3 input channels"));
   }
 }
+
+TEST_CASE("nn: tensor_from copies row-major values and refuses a shape that does not hold them", "[nn]") {
+  const std::vector<float> values{1, 2, 3, 4, 5, 6};
+  const tensor2 m = qgan::nn::tensor_from<2>(values, {2, 3}, "fc.weight");
+  CHECK(m(0, 2) == 3.0f);
+  CHECK(m(1, 0) == 4.0f);
+  const tensor1 v = qgan::nn::tensor_from(values);
+  CHECK(v.size() == 6);
+  CHECK(v(5) == 6.0f);
+  CHECK_THROWS_WITH(qgan::nn::tensor_from<2>(values, {2, 2}, "fc.weight"),
+                    Catch::Contains("tensor 'fc.weight'") && Catch::Contains("holds 4 values, given 6"));
+  CHECK_THROWS_WITH(qgan::nn::tensor_from<4>(values, {2, 3}, "conv.weight"),
+                    Catch::Contains("tensor 'conv.weight'") && Catch::Contains("is not 4-D"));
+  CHECK_THROWS_WITH(qgan::nn::tensor_from<2>(values, {-2, -3}, "w"), Catch::Contains("negative extent"));
+}
