@@ -1,7 +1,7 @@
 // Running packed layers: cut each output phase into tiles, gather each tile's input
-// pointers and sums, and hand the tiles to the active kernel set. Tasks (one per tile
-// range, or per output block on the fp32 path) write disjoint outputs, so any thread
-// count gives the same bits.
+// pointers and sums, and hand the tiles to the active kernel set. Tasks (one per image
+// when the batch has at least two per thread, else one per tile or phase; one per output
+// block on the fp32 path) write disjoint outputs, so any thread count gives the same bits.
 #pragma once
 
 #include "qgan/core/isa_namespace.hpp"
@@ -169,7 +169,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
 
   if (!l.weights.row_tiles) {
     const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
-    pool.run(groups * tiles.tiles.size(), [&](std::size_t task) {
+    const auto run_tile = [&](std::size_t task) {
       const std::size_t g = task / tiles.tiles.size();
       const channel_tile& tile = tiles.tiles[task % tiles.tiles.size()];
       const phase_plan& phase = plan.phases[tile.phase];
@@ -241,12 +241,24 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       args.block_output_bytes = !to_u8 ? simd::tile_lanes * sizeof(float) : (u8_out->planar ? 4 * u8_out->plane_bytes() : simd::tile_lanes);
       args.terms_stride = simd::tile_lanes;
       kernels.a8_channel(args);
-    });
+    };
+    // Whole images per task where there are enough of them (tiling::tiles_by_image).
+    if (tiles.image_major && batch >= 2 * static_cast<std::size_t>(pool.threads()) && pool.threads() > 1) {
+      pool.run(groups * batch, [&](std::size_t task) {
+        const std::size_t g = task / batch, n = task % batch;
+        for (std::uint32_t i = tiles.image_begin[n]; i < tiles.image_begin[n + 1]; ++i) {
+          run_tile(g * tiles.tiles.size() + tiles.tiles_by_image[i]);
+        }
+      });
+    } else {
+      pool.run(groups * tiles.tiles.size(), run_tile);
+    }
     return;
   }
 
   // Row tiles: 16 consecutive positions (row-major within the phase) of one image; a
-  // task runs every row tile of one phase of one image, so its setup is paid once.
+  // task runs every row tile of one phase of one image (of every phase, given enough
+  // images), so its setup is paid once.
   const std::size_t phases = plan.phases.size();
   std::vector<std::uint16_t> phase_taps;  // kernel taps of every phase, one after another
   std::vector<std::size_t> taps_begin;
@@ -257,7 +269,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
     }
   }
   const std::size_t pixel_stride = to_u8 ? u8_out->pixel_bytes() : out_channels_stride;
-  pool.run(groups * phases * batch, [&](std::size_t task) {
+  const auto run_phase = [&](std::size_t task) {
     const std::size_t g = task / (phases * batch), ph = (task / batch) % phases, n = task % batch;
     const phase_plan& phase = plan.phases[ph];
     const std::size_t tap_count = phase.tap_count(), tiles = (phase.position_count() + 15) / 16;
@@ -313,7 +325,16 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
         kernels.a8_row(args);
       }
     }
-  });
+  };
+  // Every phase of an image in one task, for the reason tiling::tiles_by_image gives.
+  if (batch >= 2 * static_cast<std::size_t>(pool.threads()) && pool.threads() > 1) {
+    pool.run(groups * batch, [&](std::size_t task) {
+      const std::size_t g = task / batch, n = task % batch;
+      for (std::size_t ph = 0; ph < phases; ++ph) run_phase((g * phases + ph) * batch + n);
+    });
+  } else {
+    pool.run(groups * phases * batch, run_phase);
+  }
 }
 
 QGAN_END_FUNCTIONS
