@@ -164,6 +164,26 @@ def report(args):
               f"{r['fine_tuned']['fid_fmnist'] / control_fid:.2f}x | {r['fine_tuned']['is_fmnist']:.2f} | "
               f"{training_state(r)} | {r['steps']} | {r['train_seconds']:.0f} |")
     print(f"\n{len(results)} runs, {total / 3600:.2f} h of wall time in all (2 threads each).")
+    print_policy_grid(results)
+
+
+def print_policy_grid(results):
+    """The paper's Table 2 layout: D and G at the same width, a row per policy."""
+    print("\nFID-FMNIST fine-tuned (post-training), D and G both quantized:\n")
+    print("| policy | 1 bit | 2 bits | 3 bits | 4 bits |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for method in POLICIES:
+        cells = []
+        for bits in (1, 2, 3, 4):
+            found = results.get(run_name(method, bits, bits))
+            if method == "log" and bits == 1:
+                cells.append("n/a (sign + magnitude: 2 bits at least)")
+            elif found is None:
+                cells.append("not run")
+            else:
+                r = found[1]
+                cells.append(f"{r['fine_tuned']['fid_fmnist']:.1f} ({r['post_training']['fid_fmnist']:.1f})")
+        print(f"| {method} | " + " | ".join(cells) + " |")
 
 
 def main():
