@@ -18,6 +18,7 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import finetune  # noqa: E402
+import pbgen  # noqa: E402
 import table2  # noqa: E402
 
 
@@ -63,6 +64,21 @@ def main():
     else:
         print(f"result (our Table 3 row): D {d.bits} bits, G {g.bits} bits, FID-FMNIST {g.path[-1].score:.2f} "
               f"({g.path[-1].score / fp32['fid_fmnist']:.2f}x fp32)")
+        chosen = pathlib.Path(args.runs) / table2.run_name(args.method, g.bits, d.bits) / "generator.qgan"
+        print_deployed(finetune.tool_path(args.build_dir), chosen)
+
+
+def print_deployed(tool, chosen):
+    """The chosen generator as C++ runs it: file bytes and `qgan sample` time against fp32."""
+    source = HERE / "weights" / "generator.safetensors"
+    fp32_seconds = pbgen.sample_seconds(tool, source)
+    fp32_act = pbgen.sample_seconds(tool, chosen)
+    int8_act = pbgen.sample_seconds(tool, chosen, "int8")
+    size, fp32_size = chosen.stat().st_size, source.stat().st_size
+    print(f"\nexported: {chosen} ({size} bytes, {size / fp32_size:.1%} of the fp32 file's {fp32_size});")
+    print(f"qgan sample -n 2000 --threads 1 (best of 3): fp32 generator {fp32_seconds:.2f} s, this one "
+          f"{fp32_act:.2f} s with fp32 activations ({fp32_seconds / fp32_act:.2f}x)"
+          + ("" if int8_act is None else f", {int8_act:.2f} s with 8-bit activations ({fp32_seconds / int8_act:.2f}x)"))
 
 
 if __name__ == "__main__":

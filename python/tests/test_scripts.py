@@ -33,6 +33,20 @@ def test_training_states():
     assert state(result(60, math.nan, [20])) == "failed"
 
 
+def test_policy_grid_places_each_run_by_policy_and_width(capsys):
+    table2 = load_script("table2")
+    results = {"both_em_w2": ("both", result(60.9, 20.6, [20.6])),
+               "both_tanh_w1": ("both", result(592.5, 59.3, [59.3])),
+               "onlyD_em_w2": ("onlyD", result(15.2, 13.2, [13.2]))}
+    table2.print_policy_grid(results)
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line}
+    assert rows["em"] == ["not run", "20.6 (60.9)", "not run", "not run"]
+    assert rows["tanh"][0] == "59.3 (592.5)"
+    assert rows["log"][0].startswith("n/a")
+    assert set(rows) == {"policy"} | set(table2.POLICIES)
+
+
 def test_pbgen_reads_each_deconvolutions_fan_in():
     pbgen, train = load_script("pbgen"), load_script("train")
     shapes = pbgen.layer_shapes(qgan, torch, train.make_generator())
