@@ -140,8 +140,9 @@ def report(args):
     print(f"fp32 generator (no fine-tuning): FID-FMNIST {fmt(baseline)}, IS-FMNIST {baseline['is_fmnist']:.2f}\n")
     control = results.get("fp32_control", (None, None))[1]
     control_fid = control["fine_tuned"]["fid_fmnist"] if control else float("nan")
-    print("| run | G bits | D bits | method | FID post-training | FID fine-tuned | / fp32 | / control | IS | state | steps | train s |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    print("| run | G bits | D bits | method | FID post-training | FID fine-tuned | / fp32 | / control | IS post-training | "
+          "IS fine-tuned | state | steps | train s |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     total = 0.0
     for name, (table, r) in results.items():
         c = r["config"]
@@ -161,7 +162,8 @@ def report(args):
         total += r["wall_seconds"]
         print(f"| {name} | {c['g_bits'] or 'fp32'} | {c['d_bits'] or 'fp32'} | {method} | {fmt(r['post_training'])} | "
               f"{fmt(r['fine_tuned'])} | {r['fine_tuned']['fid_fmnist'] / fp32:.2f}x | "
-              f"{r['fine_tuned']['fid_fmnist'] / control_fid:.2f}x | {r['fine_tuned']['is_fmnist']:.2f} | "
+              f"{r['fine_tuned']['fid_fmnist'] / control_fid:.2f}x | {r['post_training']['is_fmnist']:.2f} | "
+              f"{r['fine_tuned']['is_fmnist']:.2f} | "
               f"{training_state(r)} | {r['steps']} | {r['train_seconds']:.0f} |")
     print(f"\n{len(results)} runs, {total / 3600:.2f} h of wall time in all (2 threads each).")
     print_policy_grid(results)
