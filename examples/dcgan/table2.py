@@ -60,6 +60,9 @@ def runs_in_priority_order(epochs):
     runs += [both(m, b) for b in (2, 1) for m in ("log", "tanh", "lloyd") if not (m == "log" and b == 1)]
     runs += [both(m, b) for b in (3, 4) for m in POLICIES]
     runs += one_side[4:]  # the second named subset, after every policy x width
+    # LSQ alone (a learned step, the offset kept from EM+'s fit), beside the LSQ+ rows.
+    runs += [["lsq_w2", ["--learned", "lsq", "--g-bits", "2", "--d-bits", "2"] + budget, "beyond"],
+             ["lsq_w1", ["--learned", "lsq", "--g-bits", "1", "--d-bits", "1"] + budget, "beyond"]]
     return runs
 
 
