@@ -146,6 +146,13 @@ inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_
   return sums;
 }
 
+// Whole images per task (every phase of one image on one thread, for the reason
+// tiling::tiles_by_image gives) once the batch has at least two images per thread.
+inline bool whole_images_per_task(std::size_t batch, const thread_pool& pool) {
+  const auto threads = static_cast<std::size_t>(pool.threads());
+  return threads > 1 && batch >= 2 * threads;
+}
+
 template <class Arch>
 void forward_int8(const layer& l, const u8_activations& in, void* out_data, const u8_activations* u8_out,
                   std::size_t out_channels_stride, const simd::tile_output& output, thread_pool& pool) {
@@ -169,9 +176,8 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
 
   if (!l.weights.row_tiles) {
     const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
-    const auto run_tile = [&](std::size_t task) {
-      const std::size_t g = task / tiles.tiles.size();
-      const channel_tile& tile = tiles.tiles[task % tiles.tiles.size()];
+    const auto run_tile = [&](std::size_t g, std::size_t tile_index) {
+      const channel_tile& tile = tiles.tiles[tile_index];
       const phase_plan& phase = plan.phases[tile.phase];
       const std::size_t positions = tile.count;
       const tile_entries entries(tiles, phase, tile, static_cast<std::size_t>(plan.out_w));
@@ -242,16 +248,14 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       args.terms_stride = simd::tile_lanes;
       kernels.a8_channel(args);
     };
-    // Whole images per task where there are enough of them (tiling::tiles_by_image).
-    if (tiles.image_major && batch >= 2 * static_cast<std::size_t>(pool.threads()) && pool.threads() > 1) {
+    if (tiles.image_major && whole_images_per_task(batch, pool)) {
       pool.run(groups * batch, [&](std::size_t task) {
         const std::size_t g = task / batch, n = task % batch;
-        for (std::uint32_t i = tiles.image_begin[n]; i < tiles.image_begin[n + 1]; ++i) {
-          run_tile(g * tiles.tiles.size() + tiles.tiles_by_image[i]);
-        }
+        for (std::uint32_t i = tiles.image_begin[n]; i < tiles.image_begin[n + 1]; ++i) run_tile(g, tiles.tiles_by_image[i]);
       });
     } else {
-      pool.run(groups * tiles.tiles.size(), run_tile);
+      pool.run(groups * tiles.tiles.size(),
+               [&](std::size_t task) { run_tile(task / tiles.tiles.size(), task % tiles.tiles.size()); });
     }
     return;
   }
@@ -269,8 +273,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
     }
   }
   const std::size_t pixel_stride = to_u8 ? u8_out->pixel_bytes() : out_channels_stride;
-  const auto run_phase = [&](std::size_t task) {
-    const std::size_t g = task / (phases * batch), ph = (task / batch) % phases, n = task % batch;
+  const auto run_phase = [&](std::size_t g, std::size_t ph, std::size_t n) {
     const phase_plan& phase = plan.phases[ph];
     const std::size_t tap_count = phase.tap_count(), tiles = (phase.position_count() + 15) / 16;
     const std::uint16_t* taps = phase_taps.data() + taps_begin[ph];
@@ -326,14 +329,13 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       }
     }
   };
-  // Every phase of an image in one task, for the reason tiling::tiles_by_image gives.
-  if (batch >= 2 * static_cast<std::size_t>(pool.threads()) && pool.threads() > 1) {
+  if (whole_images_per_task(batch, pool)) {
     pool.run(groups * batch, [&](std::size_t task) {
-      const std::size_t g = task / batch, n = task % batch;
-      for (std::size_t ph = 0; ph < phases; ++ph) run_phase((g * phases + ph) * batch + n);
+      for (std::size_t ph = 0; ph < phases; ++ph) run_phase(task / batch, ph, task % batch);
     });
   } else {
-    pool.run(groups * phases * batch, run_phase);
+    pool.run(groups * phases * batch,
+             [&](std::size_t task) { run_phase(task / (phases * batch), (task / batch) % phases, task % batch); });
   }
 }
 
