@@ -7,8 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -172,7 +176,33 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
   }
 }
 
+// Random floats of every magnitude, and the values tanh_approx treats apart.
+inline void check_tanh(const qgan::simd::kernel_set& kernels) {
+  std::mt19937 rng(29);
+  std::vector<float> in;
+  for (int i = 0; i < 5000; ++i) in.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(rng())));
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (int i = 0; i < 5000; ++i) in.push_back(normal(rng));
+  for (const float x : {0.0f, -0.0f, 10.0f, -10.0f, 9.999999f, 10.000001f, INFINITY, -INFINITY,
+                        std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()}) {
+    in.push_back(x);
+  }
+  for (const std::size_t count : {in.size(), std::size_t{0}, std::size_t{1}, std::size_t{15}, std::size_t{17}, std::size_t{33}}) {
+    std::vector<float> simd_out(count, -7.0f), ref_out(count, -7.0f);
+    kernels.conv.tanh(in.data() + 3, simd_out.data(), count - std::min<std::size_t>(count, 3));
+    qgan::simd::conv_ref::tanh_ref(in.data() + 3, ref_out.data(), count - std::min<std::size_t>(count, 3));
+    INFO("set " << kernels.name << ", count " << count);
+    REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), count * sizeof(float)) == 0);
+  }
+  std::vector<float> in_place = in;  // out may be in
+  kernels.conv.tanh(in_place.data(), in_place.data(), in_place.size());
+  std::vector<float> ref_out(in.size());
+  qgan::simd::conv_ref::tanh_ref(in.data(), ref_out.data(), in.size());
+  REQUIRE(std::memcmp(in_place.data(), ref_out.data(), in.size() * sizeof(float)) == 0);
+}
+
 inline void check_conv_tiles(const qgan::simd::kernel_set& kernels) {
+  check_tanh(kernels);
   check_a8_channel_tiles(kernels);
   check_a8_row_tiles(kernels);
   check_f32_channel_tiles(kernels);

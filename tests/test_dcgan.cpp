@@ -3,7 +3,10 @@
 // in Python (scipy's sqrtm) on the same features. qgan::eval itself: test_eval.cpp.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -116,6 +119,28 @@ TEST_CASE("Seeded latents are standard normal and reproducible", "[dcgan]") {
   const double mean = sum / double(z.size());
   CHECK(std::abs(mean) < 0.02);
   CHECK(squares / double(z.size()) - mean * mean == Approx(1.0).epsilon(0.02));
+}
+
+TEST_CASE("to_pixel rounds as its definition says on sampled floats and at every half-way point", "[dcgan][images]") {
+  // The definition: round((x + 1) * 127.5) in float32, ties to even, clamped to 0..255, NaN 0.
+  const auto defined = [](float x) -> std::uint8_t {
+    const float scaled = std::nearbyint((x + 1.0f) * 127.5f);
+    if (!(scaled >= 0.0f)) return 0;
+    return static_cast<std::uint8_t>(std::min(scaled, 255.0f));
+  };
+  for (std::uint64_t bits = 0; bits <= 0xFFFFFFFFu; bits += 97) {
+    const float x = std::bit_cast<float>(static_cast<std::uint32_t>(bits));
+    if (dcgan::to_pixel(x) != defined(x)) FAIL("x = " << x << " (bits " << bits << ")");
+  }
+  for (int k = -2; k <= 257; ++k) {
+    // The floats around each point where (x + 1) * 127.5 = k + 0.5.
+    float x = (static_cast<float>(k) + 0.5f) / 127.5f - 1.0f;
+    for (int step = 0; step < 8; ++step) x = std::nextafter(x, -INFINITY);
+    for (int step = 0; step < 16; ++step, x = std::nextafter(x, INFINITY)) {
+      if (dcgan::to_pixel(x) != defined(x)) FAIL("x = " << x << " near k = " << k);
+    }
+  }
+  for (const float x : {INFINITY, -INFINITY, std::numeric_limits<float>::quiet_NaN(), 0.0f, -0.0f}) CHECK(dcgan::to_pixel(x) == defined(x));
 }
 
 TEST_CASE("Image grids, labels and PNG encoding round-trip through stb_image", "[dcgan][images]") {

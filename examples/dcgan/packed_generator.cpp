@@ -12,7 +12,7 @@
 #include "qgan/nn/packed/build.hpp"
 #include "qgan/nn/packed/forward.hpp"
 #include "qgan/nn/packed/sequence.hpp"
-#include "qgan/nn/packed/tanh.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace dcgan {
 
@@ -138,11 +138,12 @@ qgan::nn::tensor4 packed_generator::operator()(const qgan::nn::tensor4& z) const
   // place. Split over the pool: single-threaded, this tail was a tenth of a W2A8 forward.
   const std::vector<float> reordered = image.channels == 1 ? std::vector<float>{} : packed::to_nchw(image);
   const float* source = image.channels == 1 ? image.data.data() : reordered.data();
+  const qgan::simd::kernel_set& kernels = qgan::simd::active_kernels();
   constexpr std::size_t chunk = 16384;
   const std::size_t total = static_cast<std::size_t>(out.size());
   pool_->run((total + chunk - 1) / chunk, [&](std::size_t c) {
     const std::size_t end = std::min(total, (c + 1) * chunk);
-    for (std::size_t i = c * chunk; i < end; ++i) out.data()[i] = packed::tanh_approx(source[i]);
+    kernels.conv.tanh(source + c * chunk, out.data() + c * chunk, end - c * chunk);
   });
   return out;
 }

@@ -598,6 +598,37 @@ struct conv_kernels {
     }
   }
 
+  // tanh_approx (qgan/nn/packed/tanh.hpp) a register at a time: the same operations in
+  // the same order (no fused multiply-add), so the same bits; the tail runs the reference.
+  static void tanh(const float* in, float* out, std::size_t count) noexcept {
+    using batch = xsimd::batch<float, Arch>;
+    using int_batch = xsimd::batch<std::int32_t, Arch>;
+    std::size_t i = 0;
+    for (; i + batch::size <= count; i += batch::size) {
+      const batch x = batch::load_unaligned(in + i);
+      const batch magnitude = xsimd::abs(x);
+      const batch a = xsimd::select(magnitude < batch(10.0f), magnitude,
+                                    xsimd::select(magnitude == magnitude, batch(10.0f), magnitude));
+      const batch y = batch(2.0f) * a;
+      const batch round_magic(12582912.0f);
+      const batch k = (y * batch(1.44269504088896341f) + round_magic) - round_magic;
+      const batch r = (y - k * batch(0.693145751953125f)) - k * batch(1.428606765330187e-06f);
+      batch p(1.0f / 5040.0f);
+      p = p * r + batch(1.0f / 720.0f);
+      p = p * r + batch(1.0f / 120.0f);
+      p = p * r + batch(1.0f / 24.0f);
+      p = p * r + batch(1.0f / 6.0f);
+      p = p * r + batch(0.5f);
+      p = p * r + batch(1.0f);
+      p = p * r + batch(1.0f);
+      const int_batch exponent = xsimd::to_int(xsimd::select(k == k, k, batch(0.0f)));
+      const batch scale = xsimd::bitwise_cast<batch>((exponent + int_batch(127)) << 23);
+      const batch t = batch(1.0f) - batch(2.0f) / (p * scale + batch(1.0f));
+      xsimd::copysign(t, x).store_unaligned(out + i);
+    }
+    conv_ref::tanh_ref<Arch>(in + i, out + i, count - i);
+  }
+
   static void f32_channel(const f32_channel_tile& t) noexcept {
     if constexpr (xsimd::batch<float, Arch>::size > tile_lanes || tile_lanes % xsimd::batch<float, Arch>::size != 0) {
       conv_ref::f32_channel_tile_ref<Arch>(t);

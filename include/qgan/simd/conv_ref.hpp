@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "qgan/nn/packed/tanh.hpp"
 #include "qgan/simd/conv_types.hpp"
 
 namespace qgan::simd::conv_ref {
@@ -136,6 +137,11 @@ inline void a8_row_tile_ref(const a8_row_tile& t) noexcept {
     }
   }
   a8_row_outputs_ref<Tag>(t, acc, q_sum, count);
+}
+
+template <class Tag = void>
+inline void tanh_ref(const float* in, float* out, std::size_t count) noexcept {
+  for (std::size_t i = 0; i < count; ++i) out[i] = ::qgan::nn::packed::tanh_approx(in[i]);
 }
 
 template <class Tag = void>

@@ -76,18 +76,6 @@ inline void check_int8_input(const layer& l, const u8_activations& in) {
   }
 }
 
-/// The position, image and output pixel of each entry of a channel tile.
-struct tile_entries {
-  std::array<std::size_t, simd::tile_positions> position{}, image{}, out_pixel{};
-  tile_entries(const tiling& tiles, const phase_plan& phase, const channel_tile& tile, std::size_t out_w) {
-    for (std::size_t p = 0; p < tile.count; ++p) {
-      position[p] = tiles.position_of(phase, tile.first + p);
-      image[p] = tiles.image_of(phase, tile.first + p);
-      out_pixel[p] = static_cast<std::size_t>(phase.out_rows[position[p]]) * out_w + static_cast<std::size_t>(phase.out_cols[position[p]]);
-    }
-  }
-};
-
 /// Epilogue terms of every output channel, padded to whole 16-channel blocks (zero past
 /// the layer's channels): channel o of group g at (g * blocks + o / 16) * 16 + o % 16.
 struct block_terms {
@@ -178,11 +166,9 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
     const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
     const auto run_tile = [&](std::size_t g, std::size_t tile_index) {
       const channel_tile& tile = tiles.tiles[tile_index];
-      const phase_plan& phase = plan.phases[tile.phase];
       const std::size_t positions = tile.count;
-      const tile_entries entries(tiles, phase, tile, static_cast<std::size_t>(plan.out_w));
-      const auto& position = entries.position;
-      const auto& image = entries.image;
+      const std::uint32_t* image = tiles.entry_image.data() + tile_index * tiles.max_positions;
+      const std::uint32_t* out_pixel = tiles.entry_out_pixel.data() + tile_index * tiles.max_positions;
       // Taps no position reads point at zeros (their codes multiply nothing). Scratch
       // space is per thread and reused: an allocation would be a visible part of a tile.
       const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
@@ -193,15 +179,16 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       valid_taps.resize(positions * std::max<std::size_t>(tap_count, 1));
       std::array<std::int32_t, simd::tile_positions> q_sums{}, counts{};
       std::array<std::size_t, simd::tile_positions> valid_count{};
+      const std::size_t pixel_bytes = in.pixel_bytes();
       for (std::size_t p = 0; p < positions; ++p) {
-        const std::int32_t* pixels = phase.pixels_of(position[p]);
         const std::uint8_t* image_base = in.data.data() + in.offset(image[p], g * l.group_in, 0);
         const std::int32_t* image_sums = sums.data() + image[p] * in_pixels * groups + g;
+        const std::int32_t* pixels = tiles.entry_pixels.data() + tile.taps_begin * tiles.max_positions + p;
         for (std::size_t u = 0; u < tap_count; ++u) {
-          const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
+          const std::int32_t pixel = pixels[u * tiles.max_positions];
           if (pixel < 0) continue;
           const auto px = static_cast<std::size_t>(pixel);
-          inputs[u * positions + p] = image_base + px * in.pixel_bytes();
+          inputs[u * positions + p] = image_base + px * pixel_bytes;
           q_sums[p] += image_sums[px * groups];
           counts[p] += count_per_tap;
           valid_taps[p * tap_count + valid_count[p]++] = taps[u];
@@ -222,7 +209,7 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
         }
       }
       std::array<void*, simd::tile_positions> outputs{};
-      for (std::size_t p = 0; p < positions; ++p) outputs[p] = out_address(image[p], entries.out_pixel[p], g * l.group_out);
+      for (std::size_t p = 0; p < positions; ++p) outputs[p] = out_address(image[p], out_pixel[p], g * l.group_out);
       const std::size_t first_term = g * l.blocks * simd::tile_lanes;
       const std::size_t block_bytes = l.taps * l.chunks * simd::chunk_bytes(l.weights.storage_bits);
       simd::a8_channel_tile args{
@@ -429,10 +416,11 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
       weights = decoded.data();
     }
     const std::size_t first_term = task * simd::tile_lanes;
-    for (const channel_tile& tile : tiles.tiles) {
-      const phase_plan& phase = plan.phases[tile.phase];
+    for (std::size_t tile_index = 0; tile_index < tiles.tiles.size(); ++tile_index) {
+      const channel_tile& tile = tiles.tiles[tile_index];
       const std::size_t positions = tile.count;
-      const detail::tile_entries entries(tiles, phase, tile, w);
+      const std::uint32_t* image = tiles.entry_image.data() + tile_index * tiles.max_positions;
+      const std::uint32_t* out_pixel = tiles.entry_out_pixel.data() + tile_index * tiles.max_positions;
       const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
       const std::size_t tap_count = tile.taps_end - tile.taps_begin;
       thread_local std::vector<const float*> inputs;
@@ -440,15 +428,15 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
       std::array<float, simd::tile_positions> input_sums{};
       std::array<float*, simd::tile_positions> outputs{};
       for (std::size_t p = 0; p < positions; ++p) {
-        const std::int32_t* pixels = phase.pixels_of(entries.position[p]);
+        const std::int32_t* pixels = tiles.entry_pixels.data() + tile.taps_begin * tiles.max_positions + p;
         for (std::size_t u = 0; u < tap_count; ++u) {
-          const std::int32_t pixel = pixels[tiles.phase_taps[tile.taps_begin + u]];
+          const std::int32_t pixel = pixels[u * tiles.max_positions];
           if (pixel < 0) continue;
-          const std::size_t at = entries.image[p] * in_pixels + static_cast<std::size_t>(pixel);
+          const std::size_t at = image[p] * in_pixels + static_cast<std::size_t>(pixel);
           inputs[u * positions + p] = in.data.data() + at * in.channels + g * l.group_in;
           input_sums[p] = input_sums[p] + sums[at * groups + g];
         }
-        outputs[p] = out.data.data() + (entries.image[p] * out_pixels + entries.out_pixel[p]) * l.geometry.out_channels +
+        outputs[p] = out.data.data() + (image[p] * out_pixels + out_pixel[p]) * l.geometry.out_channels +
                      g * l.group_out + b * simd::tile_lanes;
       }
       const simd::f32_channel_tile args{weights,
