@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -111,6 +112,22 @@ TEST_CASE("Seeded latents are standard normal and reproducible", "[dcgan]") {
   const std::vector<float> z = dcgan::normal_latents(100001, 5);
   CHECK(z == dcgan::normal_latents(100001, 5));
   CHECK(z != dcgan::normal_latents(100001, 6));
+  // Split over threads, pieces start where the single stream is: the same values.
+  for (const std::size_t count : {std::size_t{100001}, std::size_t{32768}, std::size_t{32769}, std::size_t{1}, std::size_t{0}}) {
+    const std::vector<float> one = dcgan::normal_latents(count, 5);
+    CHECK(dcgan::normal_latents(count, 5, 2) == one);
+    CHECK(dcgan::normal_latents(count, 5, 3) == one);
+  }
+  // The definition as one stream (the function computes it in pieces of 16,384 pairs).
+  qgan::splitmix64 rng(5);
+  std::vector<float> stream(z.size());
+  for (std::size_t i = 0; i < stream.size(); i += 2) {
+    const double radius = std::sqrt(-2.0 * std::log(1.0 - rng.uniform()));
+    const double angle = 2.0 * std::numbers::pi * rng.uniform();
+    stream[i] = static_cast<float>(radius * std::cos(angle));
+    if (i + 1 < stream.size()) stream[i + 1] = static_cast<float>(radius * std::sin(angle));
+  }
+  CHECK(z == stream);
   double sum = 0, squares = 0;
   for (const float v : z) {
     sum += v;

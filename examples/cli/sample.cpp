@@ -2,6 +2,9 @@
 #include <bit>
 #include <cstring>
 #include <algorithm>
+#include <cmath>
+#include <optional>
+#include <span>
 
 #include "cli.hpp"
 #include "option_specs.hpp"
@@ -101,31 +104,40 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   std::optional<qgan::io::atomic_file> raw;
   if (raw_path) raw.emplace(*raw_path);
 
-  const dcgan::packed_generator G = dcgan::packed_generator::load(model_path, activation_option(parsed), threads_option(parsed));
+  const int threads = threads_option(parsed);
+  const dcgan::packed_generator G = dcgan::packed_generator::load(model_path, activation_option(parsed), threads);
   const auto nz = static_cast<std::size_t>(G.nz());
   std::vector<float> z;
   if (z_path) {
     z = read_latents(*z_path, nz, n);
   } else {
     if (!n) n = 64;
-    z = dcgan::normal_latents(*n * nz, seed);
+    z = dcgan::normal_latents(*n * nz, seed, threads);
   }
-  dcgan::tensor4 images;
+  // Each batch goes into the grid (and the raw floats, if asked for) as it is made.
+  std::optional<dcgan::grid_builder> grid;
+  std::vector<float> raw_values;
   {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
-    images = dcgan::run_generator(G, z, *n, [&bar](std::size_t done) { bar.update(done); }, 64);
+    dcgan::generate_in_batches(G, z, *n, [&](std::size_t first, const dcgan::tensor4& images) {
+      const std::span<const float> values(images.data(), static_cast<std::size_t>(images.size()));
+      // Weights near the float range's ends overflow inside the network; PyTorch gives NaN
+      // there, and a picture of clamped NaNs would pass for a generator's output.
+      if (const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+          bad != values.end()) {
+        const std::size_t index = first * (values.size() / static_cast<std::size_t>(images.dimension(0))) +
+                                  static_cast<std::size_t>(bad - values.begin());
+        throw qgan::error(model_path.string() + ": the generator's output " + std::to_string(index) + " is " +
+                          (std::isnan(*bad) ? "NaN" : "infinite") + " (its weights overflow float arithmetic); nothing written");
+      }
+      if (!grid) grid.emplace(*n, static_cast<int>(images.dimension(2)), static_cast<int>(images.dimension(3)), columns);
+      grid->place(images, first);
+      if (raw) raw_values.insert(raw_values.end(), values.begin(), values.end());
+      bar.update(first + static_cast<std::size_t>(images.dimension(0)));
+    }, 64);
   }
-  const std::span<const float> values(images.data(), static_cast<std::size_t>(images.size()));
-  // Weights near the float range's ends overflow inside the network; PyTorch gives NaN
-  // there, and a picture of clamped NaNs would pass for a generator's output.
-  if (const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-      bad != values.end()) {
-    throw qgan::error(model_path.string() + ": the generator's output " + std::to_string(bad - values.begin()) +
-                      " is " + (std::isnan(*bad) ? "NaN" : "infinite") +
-                      " (its weights overflow float arithmetic); nothing written");
-  }
-  png.write(dcgan::encode_png(dcgan::image_grid(images, columns)));
-  if (raw) raw->write(std::as_bytes(values));
+  png.write(dcgan::encode_png(grid->image()));
+  if (raw) raw->write(std::as_bytes(std::span<const float>(raw_values)));
   qgan::io::commit_together({&png, raw ? &*raw : nullptr});
   ctx.out << "wrote " << output.string() << ": " << *n << " images from "
           << (parsed.has("--z") ? "--z " + *parsed.value("--z") : "seed " + std::to_string(seed))

@@ -14,23 +14,31 @@ namespace dcgan {
 namespace {
 
 template <class Generator>
-tensor4 run_in_batches(const Generator& G, std::span<const float> z, std::size_t n, const progress_callback& progress,
-                       std::size_t batch) {
+void for_each_batch(const Generator& G, std::span<const float> z, std::size_t n, const batch_consumer& consume, std::size_t batch) {
   const auto nz = static_cast<std::size_t>(G.nz());
   if (z.size() != n * nz) {
     qgan::detail::throw_error("generator: ", z.size(), " latent floats for ", n, " samples of ", nz);
   }
-  tensor4 images;
+  if (batch == 0) qgan::detail::throw_error("generator: batches of 0 images");
   for (std::size_t first = 0; first < n; first += batch) {
     const std::size_t count = std::min(batch, n - first);
     tensor4 zb(static_cast<Eigen::Index>(count), G.nz(), 1, 1);
     std::copy(z.begin() + static_cast<std::ptrdiff_t>(first * nz),
               z.begin() + static_cast<std::ptrdiff_t>((first + count) * nz), zb.data());
-    const tensor4 out = G(zb);
-    if (first == 0) images = tensor4(static_cast<Eigen::Index>(n), out.dimension(1), out.dimension(2), out.dimension(3));
-    std::copy(out.data(), out.data() + out.size(), images.data() + static_cast<std::ptrdiff_t>(first) * out.size() / static_cast<std::ptrdiff_t>(count));
-    if (progress) progress(first + count);
+    consume(first, G(zb));
   }
+}
+
+template <class Generator>
+tensor4 run_in_batches(const Generator& G, std::span<const float> z, std::size_t n, const progress_callback& progress,
+                       std::size_t batch) {
+  tensor4 images;
+  for_each_batch(G, z, n, [&](std::size_t first, const tensor4& out) {
+    const auto count = static_cast<std::ptrdiff_t>(out.dimension(0));
+    if (first == 0) images = tensor4(static_cast<Eigen::Index>(n), out.dimension(1), out.dimension(2), out.dimension(3));
+    std::copy(out.data(), out.data() + out.size(), images.data() + static_cast<std::ptrdiff_t>(first) * out.size() / count);
+    if (progress) progress(first + static_cast<std::size_t>(count));
+  }, batch);
   return images;
 }
 
@@ -44,6 +52,11 @@ tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t 
 tensor4 run_generator(const packed_generator& G, std::span<const float> z, std::size_t n,
                       const progress_callback& progress, std::size_t batch) {
   return run_in_batches(G, z, n, progress, batch);
+}
+
+void generate_in_batches(const packed_generator& G, std::span<const float> z, std::size_t n, const batch_consumer& consume,
+                         std::size_t batch) {
+  for_each_batch(G, z, n, consume, batch);
 }
 
 classified classify(const classifier& C, const tensor4& images, std::size_t batch) {

@@ -30,6 +30,14 @@ tensor4 run_generator(const generator& G, std::span<const float> z, std::size_t 
 tensor4 run_generator(const packed_generator& G, std::span<const float> z, std::size_t n,
                       const progress_callback& progress = {}, std::size_t batch = 100);
 
+/// Called with each batch's images (count, 1, H, W) and the index of its first image.
+using batch_consumer = std::function<void(std::size_t first, const tensor4& images)>;
+
+/// G(z) a batch at a time, each handed to `consume` as it is made: nothing is held for
+/// all n images (qgan sample draws them into its grid as they come).
+void generate_in_batches(const packed_generator& G, std::span<const float> z, std::size_t n, const batch_consumer& consume,
+                         std::size_t batch = 100);
+
 struct classified {
   Eigen::MatrixXd features;  ///< (N, 128)
   Eigen::MatrixXd logits;    ///< (N, 10)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "qgan/core/error.hpp"
@@ -35,25 +36,45 @@ std::vector<std::uint8_t> to_pixels(const qgan::nn::tensor4& images) {
 
 /// Images laid out `columns` wide with a `gap`-pixel gray border between them.
 gray_image image_grid(const qgan::nn::tensor4& images, int columns, int gap) {
-  const int count = static_cast<int>(images.dimension(0));
-  const int h = static_cast<int>(images.dimension(2));
-  const int w = static_cast<int>(images.dimension(3));
-  columns = std::max(1, std::min(columns, count));
-  const int rows = (count + columns - 1) / columns;
-  gray_image grid(gap + columns * (w + gap), gap + rows * (h + gap), 96);
-  // Straight from the floats, row by row: the grid of thousands of images is written
-  // once, with no intermediate pixel copy.
-  const auto width = static_cast<std::size_t>(w);
-  for (int n = 0; n < count; ++n) {
-    const int left = gap + (n % columns) * (w + gap);
-    const int top = gap + (n / columns) * (h + gap);
-    for (int y = 0; y < h; ++y) {
-      const float* row = images.data() + (static_cast<std::size_t>(n) * static_cast<std::size_t>(h) + static_cast<std::size_t>(y)) * width;
-      std::uint8_t* target = &grid.at(left, top + y);
+  grid_builder grid(static_cast<std::size_t>(images.dimension(0)), static_cast<int>(images.dimension(2)),
+                    static_cast<int>(images.dimension(3)), columns, gap);
+  grid.place(images, 0);
+  return grid.image();
+}
+
+grid_builder::grid_builder(std::size_t count, int image_height, int image_width, int columns, int gap)
+    : count_(count), height_(image_height), width_(image_width),
+      columns_(std::max(1, std::min(columns, static_cast<int>(std::min<std::size_t>(count, INT32_MAX))))), gap_(gap) {
+  if (image_height < 1 || image_width < 1 || gap < 0) {
+    qgan::detail::throw_error("image grid: ", count, " images of ", image_height, "x", image_width, ", gap ", gap);
+  }
+  const std::size_t rows = (count + static_cast<std::size_t>(columns_) - 1) / static_cast<std::size_t>(columns_);
+  const std::size_t width = static_cast<std::size_t>(gap) + static_cast<std::size_t>(columns_) * static_cast<std::size_t>(image_width + gap);
+  const std::size_t height = static_cast<std::size_t>(gap) + rows * static_cast<std::size_t>(image_height + gap);
+  if (width > INT32_MAX || height > INT32_MAX) qgan::detail::throw_error("image grid: ", width, " x ", height, " pixels is too large");
+  grid_ = gray_image(static_cast<int>(width), static_cast<int>(height), 96);
+}
+
+void grid_builder::place(const qgan::nn::tensor4& images, std::size_t first) {
+  const auto count = static_cast<std::size_t>(images.dimension(0));
+  if (images.dimension(1) != 1 || images.dimension(2) != height_ || images.dimension(3) != width_ || first > count_ ||
+      count > count_ - first) {
+    qgan::detail::throw_error("image grid: images ", first, "..", first + count, " of shape ", qgan::nn::detail::dims_string(images),
+                              " do not fit a grid of ", count_, " images of 1x", height_, "x", width_);
+  }
+  // Straight from the floats, row by row: no intermediate pixel copy.
+  const auto width = static_cast<std::size_t>(width_);
+  const auto columns = static_cast<std::size_t>(columns_);
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t n = first + i;
+    const int left = gap_ + static_cast<int>(n % columns) * (width_ + gap_);
+    const int top = gap_ + static_cast<int>(n / columns) * (height_ + gap_);
+    for (int y = 0; y < height_; ++y) {
+      const float* row = images.data() + (i * static_cast<std::size_t>(height_) + static_cast<std::size_t>(y)) * width;
+      std::uint8_t* target = &grid_.at(left, top + y);
       for (std::size_t x = 0; x < width; ++x) target[x] = to_pixel(row[x]);
     }
   }
-  return grid;
 }
 
 /// Copies `source` into `target` with its top-left corner at (left, top), clipped.

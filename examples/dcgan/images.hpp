@@ -33,6 +33,20 @@ std::vector<std::uint8_t> to_pixels(const qgan::nn::tensor4& images);
 /// Images laid out `columns` wide with a `gap`-pixel gray border between them.
 gray_image image_grid(const qgan::nn::tensor4& images, int columns, int gap = 2);
 
+/// The same grid filled a batch at a time, so that thousands of images need not be held
+/// as floats: place(batch, first) draws images first .. first + N - 1.
+class grid_builder {
+ public:
+  grid_builder(std::size_t count, int image_height, int image_width, int columns, int gap = 2);
+  void place(const qgan::nn::tensor4& images, std::size_t first);
+  [[nodiscard]] const gray_image& image() const { return grid_; }
+
+ private:
+  std::size_t count_;
+  int height_, width_, columns_, gap_;
+  gray_image grid_;
+};
+
 /// Copies `source` into `target` with its top-left corner at (left, top), clipped.
 void paste(gray_image& target, const gray_image& source, int left, int top);
 

@@ -5,6 +5,7 @@
 // any other tool can reproduce them from a seed.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "qgan/core/isa_namespace.hpp"
+#include "qgan/core/parallel.hpp"
 
 namespace qgan {
 
@@ -53,16 +55,25 @@ class splitmix64 {
 QGAN_BEGIN_FUNCTIONS
 
 /// count standard-normal floats for seed: pairs (r cos t, r sin t) with
-/// r = sqrt(-2 ln(1 - u1)), t = 2 pi u2.
-inline std::vector<float> normal_latents(std::size_t count, std::uint64_t seed) {
-  splitmix64 rng(seed);
+/// r = sqrt(-2 ln(1 - u1)), t = 2 pi u2. With threads > 1 the same values, computed in
+/// pieces: pair i takes draws 2i and 2i + 1, and splitmix64's state after k draws is
+/// seed + k*gamma, so each piece starts its stream where the single one would be.
+inline std::vector<float> normal_latents(std::size_t count, std::uint64_t seed, int threads = 1) {
   std::vector<float> z(count);
-  for (std::size_t i = 0; i < count; i += 2) {
-    const double radius = std::sqrt(-2.0 * std::log(1.0 - rng.uniform()));
-    const double angle = 2.0 * std::numbers::pi * rng.uniform();
-    z[i] = static_cast<float>(radius * std::cos(angle));
-    if (i + 1 < count) z[i + 1] = static_cast<float>(radius * std::sin(angle));
-  }
+  const std::size_t pairs = (count + 1) / 2;
+  constexpr std::size_t pairs_per_piece = std::size_t{1} << 14;
+  const std::size_t pieces = (pairs + pairs_per_piece - 1) / pairs_per_piece;
+  parallel_for(pieces, threads, [&](std::size_t piece) {
+    const std::size_t first = piece * pairs_per_piece, last = std::min(pairs, first + pairs_per_piece);
+    splitmix64 rng(seed + 2 * static_cast<std::uint64_t>(first) * splitmix64::gamma);
+    for (std::size_t pair = first; pair < last; ++pair) {
+      const std::size_t i = 2 * pair;
+      const double radius = std::sqrt(-2.0 * std::log(1.0 - rng.uniform()));
+      const double angle = 2.0 * std::numbers::pi * rng.uniform();
+      z[i] = static_cast<float>(radius * std::cos(angle));
+      if (i + 1 < count) z[i + 1] = static_cast<float>(radius * std::sin(angle));
+    }
+  });
   return z;
 }
 
