@@ -216,6 +216,16 @@ TEST_CASE("packed layers: 8-bit path equals the integer reference bit for bit, f
         }
       }
     }
+    // A layer writes every output byte it does not zero (its output buffer is sized, not
+    // cleared): an earlier content of the buffer never shows.
+    packed::u8_activations dirty;
+    dirty.scale = out.scale;
+    dirty.zero_point = out.zero_point;
+    dirty.planar = out.planar;
+    dirty.data.assign(out.data.size() + 4096, 0xA5);
+    packed::forward(l8, q, dirty, one);
+    REQUIRE(dirty.data.size() == out.data.size());
+    REQUIRE(std::memcmp(dirty.data.data(), out.data.data(), out.data.size()) == 0);
     // The formula itself: fp32 layers on the dequantized weights and activations.
     const std::vector<float> xq = packed::dequantize_to_nchw(q);
     const float reduction = static_cast<float>(l8.taps * l8.group_in);

@@ -120,20 +120,27 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
   {
     progress_bar bar(ctx.err, ctx.stderr_is_terminal, "sampling", *n);
     dcgan::generate_in_batches(G, z, *n, [&](std::size_t first, const dcgan::tensor4& images) {
-      const std::span<const float> values(images.data(), static_cast<std::size_t>(images.size()));
-      // Weights near the float range's ends overflow inside the network; PyTorch gives NaN
-      // there, and a picture of clamped NaNs would pass for a generator's output.
-      if (const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
-          bad != values.end()) {
-        const std::size_t index = first * (values.size() / static_cast<std::size_t>(images.dimension(0))) +
-                                  static_cast<std::size_t>(bad - values.begin());
-        throw qgan::error(model_path.string() + ": the generator's output " + std::to_string(index) + " is " +
-                          (std::isnan(*bad) ? "NaN" : "infinite") + " (its weights overflow float arithmetic); nothing written");
-      }
+      const auto count = static_cast<std::size_t>(images.dimension(0));
+      const std::size_t per_image = static_cast<std::size_t>(images.size()) / count;
       if (!grid) grid.emplace(*n, static_cast<int>(images.dimension(2)), static_cast<int>(images.dimension(3)), columns);
-      grid->place(images, first);
-      if (raw) raw_values.insert(raw_values.end(), values.begin(), values.end());
-      bar.update(first + static_cast<std::size_t>(images.dimension(0)));
+      // Each image checked and drawn by the generator's threads. Weights near the float
+      // range's ends overflow inside the network; PyTorch gives NaN there, and a picture
+      // of clamped NaNs would pass for a generator's output.
+      std::vector<std::size_t> first_bad(count, per_image);
+      G.parallel_for(count, [&](std::size_t i) {
+        const float* values = images.data() + i * per_image;
+        const auto bad = std::find_if(values, values + per_image, [](float v) { return !std::isfinite(v); });
+        first_bad[i] = static_cast<std::size_t>(bad - values);
+        if (bad == values + per_image) grid->place(images, first, i);
+      });
+      for (std::size_t i = 0; i < count; ++i) {
+        if (first_bad[i] == per_image) continue;
+        const float bad = images.data()[i * per_image + first_bad[i]];
+        throw qgan::error(model_path.string() + ": the generator's output " + std::to_string((first + i) * per_image + first_bad[i]) +
+                          " is " + (std::isnan(bad) ? "NaN" : "infinite") + " (its weights overflow float arithmetic); nothing written");
+      }
+      if (raw) raw_values.insert(raw_values.end(), images.data(), images.data() + images.size());
+      bar.update(first + count);
     }, 64);
   }
   png.write(dcgan::encode_png(grid->image()));

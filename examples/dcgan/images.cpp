@@ -56,24 +56,27 @@ grid_builder::grid_builder(std::size_t count, int image_height, int image_width,
 }
 
 void grid_builder::place(const qgan::nn::tensor4& images, std::size_t first) {
+  for (std::size_t i = 0; i < static_cast<std::size_t>(images.dimension(0)); ++i) place(images, first, i);
+}
+
+void grid_builder::place(const qgan::nn::tensor4& images, std::size_t first, std::size_t image) {
   const auto count = static_cast<std::size_t>(images.dimension(0));
-  if (images.dimension(1) != 1 || images.dimension(2) != height_ || images.dimension(3) != width_ || first > count_ ||
-      count > count_ - first) {
-    qgan::detail::throw_error("image grid: images ", first, "..", first + count, " of shape ", qgan::nn::detail::dims_string(images),
-                              " do not fit a grid of ", count_, " images of 1x", height_, "x", width_);
+  if (images.dimension(1) != 1 || images.dimension(2) != height_ || images.dimension(3) != width_ || image >= count ||
+      first > count_ || count > count_ - first) {
+    qgan::detail::throw_error("image grid: image ", image, " of images ", first, "..", first + count, " of shape ",
+                              qgan::nn::detail::dims_string(images), " does not fit a grid of ", count_, " images of 1x", height_,
+                              "x", width_);
   }
   // Straight from the floats, row by row: no intermediate pixel copy.
   const auto width = static_cast<std::size_t>(width_);
   const auto columns = static_cast<std::size_t>(columns_);
-  for (std::size_t i = 0; i < count; ++i) {
-    const std::size_t n = first + i;
-    const int left = gap_ + static_cast<int>(n % columns) * (width_ + gap_);
-    const int top = gap_ + static_cast<int>(n / columns) * (height_ + gap_);
-    for (int y = 0; y < height_; ++y) {
-      const float* row = images.data() + (i * static_cast<std::size_t>(height_) + static_cast<std::size_t>(y)) * width;
-      std::uint8_t* target = &grid_.at(left, top + y);
-      for (std::size_t x = 0; x < width; ++x) target[x] = to_pixel(row[x]);
-    }
+  const std::size_t n = first + image;
+  const int left = gap_ + static_cast<int>(n % columns) * (width_ + gap_);
+  const int top = gap_ + static_cast<int>(n / columns) * (height_ + gap_);
+  for (int y = 0; y < height_; ++y) {
+    const float* row = images.data() + (image * static_cast<std::size_t>(height_) + static_cast<std::size_t>(y)) * width;
+    std::uint8_t* target = &grid_.at(left, top + y);
+    for (std::size_t x = 0; x < width; ++x) target[x] = to_pixel(row[x]);
   }
 }
 

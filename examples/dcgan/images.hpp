@@ -39,6 +39,9 @@ class grid_builder {
  public:
   grid_builder(std::size_t count, int image_height, int image_width, int columns, int gap = 2);
   void place(const qgan::nn::tensor4& images, std::size_t first);
+  /// Image `image` of the batch only; different images write different pixels, so
+  /// threads may place a batch's images at once.
+  void place(const qgan::nn::tensor4& images, std::size_t first, std::size_t image);
   [[nodiscard]] const gray_image& image() const { return grid_; }
 
  private:

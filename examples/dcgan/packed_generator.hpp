@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,11 @@ class packed_generator {
   /// Bytes the four layers' weights take in memory.
   [[nodiscard]] std::size_t weight_bytes() const;
   [[nodiscard]] const std::vector<qgan::nn::packed::layer>& layers() const { return layers_; }
+  /// Runs task(i) for i in [0, count) on the generator's threads: a caller's own work
+  /// between batches (drawing the images) then does not leave them idle. Not while a
+  /// forward pass of this generator runs on another thread (the pool takes one job at a
+  /// time, so that caller would wait its turn).
+  void parallel_for(std::size_t count, const std::function<void(std::size_t)>& task) const { pool_->run(count, task); }
 
  private:
   std::int64_t nz_ = 0;

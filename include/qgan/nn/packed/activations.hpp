@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "qgan/core/error.hpp"
+#include "qgan/core/uninitialized_allocator.hpp"
 #include "qgan/simd/conv_ref.hpp"
 
 namespace qgan::nn::packed {
@@ -31,7 +32,7 @@ struct u8_activations {
   bool planar = false;
   float scale = 1.0f;
   std::int32_t zero_point = 0;
-  std::vector<std::uint8_t> data{};
+  std::vector<std::uint8_t, uninitialized_allocator<std::uint8_t>> data{};
 
   [[nodiscard]] std::size_t pixels() const { return height * width; }
   /// Channel-last: bytes per pixel. Planar: 4 (one plane's pixel).
@@ -46,6 +47,19 @@ struct u8_activations {
   void allocate(std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
     batch = n, channels = c, height = h, width = w;
     data.assign(n * image_bytes() + u8_slack, 0);
+  }
+  /// Sizes data for a layer's output, which writes every channel of every pixel itself:
+  /// only what it does not write (the padding of a channel count that is not a multiple
+  /// of 4, and the slack) is zeroed.
+  void allocate_output(std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
+    batch = n, channels = c, height = h, width = w;
+    if (c % 4 != 0) {
+      data.assign(n * image_bytes() + u8_slack, 0);
+      return;
+    }
+    data.clear();
+    data.resize(n * image_bytes() + u8_slack);
+    std::fill(data.end() - static_cast<std::ptrdiff_t>(u8_slack), data.end(), std::uint8_t{0});
   }
 };
 

@@ -23,6 +23,7 @@
 #include "qgan/quant/granularity.hpp"
 #include "qgan/quant/policy_registry.hpp"
 #include "qgan/simd/conv_types.hpp"
+#include "qgan/simd/select.hpp"
 
 namespace qgan::nn::packed {
 
@@ -142,14 +143,23 @@ inline void put_chunk_code(std::uint8_t* chunk, int storage_bits, std::size_t v,
   }
 }
 
+/// Every code of the tensor, one byte each, unpacked once by the active kernels: reading
+/// them one at a time from the bit stream made loading a model a visible part of a run.
+inline std::vector<std::uint8_t> unpacked_codes(const packed_tensor& w) {
+  std::vector<std::uint8_t> codes(w.element_count());
+  simd::active_kernels().codec.unpack(w.codes.data(), 0, codes.size(), w.bits, codes.data());
+  return codes;
+}
+
 inline void build_int8(layer& l, const packed_tensor& w) {
   layer_weights& out = l.weights;
   out.storage_bits = w.bits <= 4 ? w.bits : 8;
   out.code_offset = w.bits == 8 ? 128 : 0;
   out.row_tiles = l.group_out < simd::tile_lanes && (l.geometry.groups == 1 || l.group_in % 4 == 0);
   const std::size_t groups = l.geometry.groups;
+  const std::vector<std::uint8_t> codes = unpacked_codes(w);
   const auto code = [&](std::size_t g, std::size_t o, std::size_t c, std::size_t tap) {
-    return static_cast<std::int32_t>(pack::code_at_ref(w.codes.data(), canonical_index(l, g, o, c, tap), w.bits));
+    return static_cast<std::int32_t>(codes[canonical_index(l, g, o, c, tap)]);
   };
   out.code_sums.assign(groups * l.blocks * l.taps * simd::tile_lanes, 0);
   for (std::size_t g = 0; g < groups; ++g) {
@@ -201,6 +211,7 @@ inline void build_fp32_codes(layer& l, const packed_tensor& w, const std::vector
   const std::size_t per_block = l.taps * l.group_in * simd::tile_lanes;
   const std::size_t count = l.geometry.groups * l.blocks * per_block;
   std::vector<std::uint8_t> codes(count, 0);
+  const std::vector<std::uint8_t> canonical = unpacked_codes(w);
   for (std::size_t g = 0; g < l.geometry.groups; ++g) {
     for (std::size_t b = 0; b < l.blocks; ++b) {
       for (std::size_t tap = 0; tap < l.taps; ++tap) {
@@ -208,8 +219,8 @@ inline void build_fp32_codes(layer& l, const packed_tensor& w, const std::vector
           for (std::size_t lane = 0; lane < simd::tile_lanes; ++lane) {
             const std::size_t o = b * simd::tile_lanes + lane;
             if (o >= l.group_out) continue;
-            codes[(g * l.blocks + b) * per_block + (tap * l.group_in + c) * simd::tile_lanes + lane] = static_cast<std::uint8_t>(
-                pack::code_at_ref(w.codes.data(), canonical_index(l, g, o, c, tap), w.bits));
+            codes[(g * l.blocks + b) * per_block + (tap * l.group_in + c) * simd::tile_lanes + lane] =
+                canonical[canonical_index(l, g, o, c, tap)];
           }
         }
       }

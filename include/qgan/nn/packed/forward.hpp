@@ -164,11 +164,19 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
 
   if (!l.weights.row_tiles) {
     const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
+    // Everything a tile's setup reads, hoisted into locals: captured by reference, each
+    // would be reloaded after every store into the scratch arrays it might alias.
+    const std::uint8_t* const input_data = in.data.data();
+    const std::size_t image_bytes = in.image_bytes(), pixel_bytes = in.pixel_bytes(), stride = tiles.max_positions;
+    const std::uint32_t* const entry_image = tiles.entry_image.data();
+    const std::uint32_t* const entry_out_pixel = tiles.entry_out_pixel.data();
+    const std::int32_t* const entry_pixels = tiles.entry_pixels.data();
+    const std::int32_t* const pixel_sum_data = sums.data();
     const auto run_tile = [&](std::size_t g, std::size_t tile_index) {
       const channel_tile& tile = tiles.tiles[tile_index];
       const std::size_t positions = tile.count;
-      const std::uint32_t* image = tiles.entry_image.data() + tile_index * tiles.max_positions;
-      const std::uint32_t* out_pixel = tiles.entry_out_pixel.data() + tile_index * tiles.max_positions;
+      const std::uint32_t* image = entry_image + tile_index * stride;
+      const std::uint32_t* out_pixel = entry_out_pixel + tile_index * stride;
       // Taps no position reads point at zeros (their codes multiply nothing). Scratch
       // space is per thread and reused: an allocation would be a visible part of a tile.
       const std::uint16_t* taps = tiles.kernel_taps.data() + tile.taps_begin;
@@ -176,23 +184,31 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       thread_local std::vector<std::uint16_t> valid_taps;
       thread_local std::vector<const std::uint8_t*> inputs;
       inputs.assign(std::max<std::size_t>(tap_count, 1) * positions, zeros.data());
-      valid_taps.resize(positions * std::max<std::size_t>(tap_count, 1));
+      if (zp != 0) valid_taps.resize(positions * std::max<std::size_t>(tap_count, 1));
+      const std::uint8_t** const input_pointers = inputs.data();
+      std::uint16_t* const valid_tap_list = valid_taps.data();
       std::array<std::int32_t, simd::tile_positions> q_sums{}, counts{};
       std::array<std::size_t, simd::tile_positions> valid_count{};
-      const std::size_t pixel_bytes = in.pixel_bytes();
+      const std::uint8_t* const group_data = input_data + in.offset(0, g * l.group_in, 0);
+      const std::int32_t* const group_sums = pixel_sum_data + g;
+      const std::int32_t* const tile_pixels = entry_pixels + tile.taps_begin * stride;
       for (std::size_t p = 0; p < positions; ++p) {
-        const std::uint8_t* image_base = in.data.data() + in.offset(image[p], g * l.group_in, 0);
-        const std::int32_t* image_sums = sums.data() + image[p] * in_pixels * groups + g;
-        const std::int32_t* pixels = tiles.entry_pixels.data() + tile.taps_begin * tiles.max_positions + p;
+        const std::uint8_t* image_base = group_data + image[p] * image_bytes;
+        const std::int32_t* image_sums = group_sums + image[p] * in_pixels * groups;
+        std::int32_t q_sum = 0;
+        std::size_t valid = 0;
         for (std::size_t u = 0; u < tap_count; ++u) {
-          const std::int32_t pixel = pixels[u * tiles.max_positions];
+          const std::int32_t pixel = tile_pixels[u * stride + p];
           if (pixel < 0) continue;
           const auto px = static_cast<std::size_t>(pixel);
-          inputs[u * positions + p] = image_base + px * pixel_bytes;
-          q_sums[p] += image_sums[px * groups];
-          counts[p] += count_per_tap;
-          valid_taps[p * tap_count + valid_count[p]++] = taps[u];
+          input_pointers[u * positions + p] = image_base + px * pixel_bytes;
+          q_sum += image_sums[px * groups];
+          if (zp != 0) valid_tap_list[p * tap_count + valid] = taps[u];
+          ++valid;
         }
+        q_sums[p] = q_sum;
+        counts[p] = static_cast<std::int32_t>(valid) * count_per_tap;
+        valid_count[p] = valid;
       }
       thread_local std::vector<std::int32_t> code_sums;
       if (zp != 0) {
@@ -349,7 +365,7 @@ void forward(const layer& l, const u8_activations& in, u8_activations& out, thre
   }
   const auto extent = output_size(l, in.height, in.width);
   const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
-  out.allocate(in.batch, l.geometry.out_channels, h, w);
+  out.allocate_output(in.batch, l.geometry.out_channels, h, w);
   simd::tile_output output;
   output.to_u8 = true;
   output.inverse_scale = 1.0f / out.scale;
