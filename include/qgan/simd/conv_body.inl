@@ -616,6 +616,17 @@ struct conv_kernels {
     }
   }
 
+  // xsimd 8.1 divides floats on NEON64 by a reciprocal estimate and two Newton steps,
+  // which misses the correctly rounded quotient in the last bits (the tanh check found
+  // it under qemu); AArch64 has an exact vector division.
+  static xsimd::batch<float, Arch> correctly_rounded_divide(const xsimd::batch<float, Arch>& a,
+                                                            const xsimd::batch<float, Arch>& b) noexcept {
+#if defined(__aarch64__)
+    if constexpr (isa::is_neon64<Arch>) return xsimd::batch<float, Arch>(vdivq_f32(a, b));
+#endif
+    return a / b;
+  }
+
   // tanh_approx (qgan/nn/packed/tanh.hpp) a register at a time: the same operations in
   // the same order (no fused multiply-add), so the same bits; the tail runs the reference.
   static void tanh(const float* in, float* out, std::size_t count) noexcept {
@@ -641,7 +652,7 @@ struct conv_kernels {
       p = p * r + batch(1.0f);
       const int_batch exponent = xsimd::to_int(xsimd::select(k == k, k, batch(0.0f)));
       const batch scale = xsimd::bitwise_cast<batch>((exponent + int_batch(127)) << 23);
-      const batch t = batch(1.0f) - batch(2.0f) / (p * scale + batch(1.0f));
+      const batch t = batch(1.0f) - correctly_rounded_divide(batch(2.0f), p * scale + batch(1.0f));
       xsimd::copysign(t, x).store_unaligned(out + i);
     }
     conv_ref::tanh_ref<Arch>(in + i, out + i, count - i);

@@ -110,26 +110,31 @@ inline block_terms fp32_block_terms(const layer& l) {
   return terms;
 }
 
-/// Sum of each pixel's channels of each group (integers), [image][pixel][group]; images
-/// split over the pool's threads.
+/// Sum of each pixel's channels of group g of image n (integers), into sums laid out
+/// [image][pixel][group].
+inline void image_pixel_sums(const u8_activations& in, std::size_t groups, std::size_t group_in, std::size_t n, std::size_t g,
+                             std::int32_t* sums) {
+  const std::size_t pixels = in.pixels();
+  for (std::size_t p = 0; p < pixels; ++p) {
+    std::int32_t s = 0;
+    const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
+    if (in.planar) {
+      // A group starts on a plane (planar layouts need group_in % 4 == 0 with groups),
+      // and padding channels hold 0.
+      for (std::size_t plane = 0; plane < (group_in + 3) / 4; ++plane, x += in.plane_bytes()) s += x[0] + x[1] + x[2] + x[3];
+    } else {
+      for (std::size_t c = 0; c < group_in; ++c) s += x[c];
+    }
+    sums[(n * pixels + p) * groups + g] = s;
+  }
+}
+
+/// Every image's sums, images split over the pool's threads.
 inline std::vector<std::int32_t> pixel_sums(const u8_activations& in, std::size_t groups, std::size_t group_in,
                                             thread_pool& pool) {
   std::vector<std::int32_t> sums(in.batch * in.pixels() * groups, 0);
   pool.run(in.batch, [&](std::size_t n) {
-    for (std::size_t p = 0; p < in.pixels(); ++p) {
-      for (std::size_t g = 0; g < groups; ++g) {
-        std::int32_t s = 0;
-        const std::uint8_t* x = in.data.data() + in.offset(n, g * group_in, p);
-        if (in.planar) {
-          // A group starts on a plane (planar layouts need group_in % 4 == 0 with groups),
-          // and padding channels hold 0.
-          for (std::size_t plane = 0; plane < (group_in + 3) / 4; ++plane, x += in.plane_bytes()) s += x[0] + x[1] + x[2] + x[3];
-        } else {
-          for (std::size_t c = 0; c < group_in; ++c) s += x[c];
-        }
-        sums[(n * in.pixels() + p) * groups + g] = s;
-      }
-    }
+    for (std::size_t g = 0; g < groups; ++g) image_pixel_sums(in, groups, group_in, n, g, sums.data());
   });
   return sums;
 }
@@ -148,8 +153,6 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
   const layer_plan& plan = *plan_for(l, in.height, in.width);
   const simd::conv_table& kernels = simd::active_kernels<Arch>().conv;
   const block_terms terms = int8_block_terms(l, in.scale);
-  // Row tiles sum their inputs in the kernel.
-  const std::vector<std::int32_t> sums = l.weights.row_tiles ? std::vector<std::int32_t>{} : pixel_sums(in, l.geometry.groups, l.group_in, pool);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.pixels();
   const std::size_t out_pixels = static_cast<std::size_t>(plan.out_h) * static_cast<std::size_t>(plan.out_w);
   const std::int32_t zp = in.zero_point;
@@ -164,6 +167,11 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
 
   if (!l.weights.row_tiles) {
     const tiling& tiles = *tiling_for(l, plan, in.height, in.width, batch);
+    // Each task sums its own image's pixels when it has a whole image (no extra pass
+    // over the pool, and the sums are made where the tiles read them); otherwise first.
+    const bool by_image = tiles.image_major && whole_images_per_task(batch, pool);
+    std::vector<std::int32_t> sums =
+        by_image ? std::vector<std::int32_t>(batch * in_pixels * groups, 0) : pixel_sums(in, groups, l.group_in, pool);
     // Everything a tile's setup reads, hoisted into locals: captured by reference, each
     // would be reloaded after every store into the scratch arrays it might alias.
     const std::uint8_t* const input_data = in.data.data();
@@ -251,9 +259,10 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       args.terms_stride = simd::tile_lanes;
       kernels.a8_channel(args);
     };
-    if (tiles.image_major && whole_images_per_task(batch, pool)) {
+    if (by_image) {
       pool.run(groups * batch, [&](std::size_t task) {
         const std::size_t g = task / batch, n = task % batch;
+        image_pixel_sums(in, groups, l.group_in, n, g, sums.data());
         for (std::uint32_t i = tiles.image_begin[n]; i < tiles.image_begin[n + 1]; ++i) run_tile(g, tiles.tiles_by_image[i]);
       });
     } else {
