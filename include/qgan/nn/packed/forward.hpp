@@ -220,15 +220,19 @@ void forward_int8(const layer& l, const u8_activations& in, void* out_data, cons
       }
       thread_local std::vector<std::int32_t> code_sums;
       if (zp != 0) {
-        code_sums.assign(l.blocks * positions * simd::tile_lanes, 0);
+        // Summed in a local block of lanes (vectorized, no aliasing with the stores) and
+        // stored once: in memory this was most of a latent layer's tile setup.
+        code_sums.resize(l.blocks * positions * simd::tile_lanes);
+        const std::int32_t* const weight_sums = l.weights.code_sums.data();
         for (std::size_t b = 0; b < l.blocks; ++b) {
+          const std::int32_t* const block_sums = weight_sums + (g * l.blocks + b) * l.taps * simd::tile_lanes;
           for (std::size_t p = 0; p < positions; ++p) {
-            std::int32_t* sum = code_sums.data() + (b * positions + p) * simd::tile_lanes;
+            std::array<std::int32_t, simd::tile_lanes> sum{};
             for (std::size_t k = 0; k < valid_count[p]; ++k) {
-              const std::uint16_t t = valid_taps[p * tap_count + k];
-              const std::int32_t* z = l.weights.code_sums.data() + ((g * l.blocks + b) * l.taps + t) * simd::tile_lanes;
+              const std::int32_t* z = block_sums + valid_taps[p * tap_count + k] * simd::tile_lanes;
               for (std::size_t lane = 0; lane < simd::tile_lanes; ++lane) sum[lane] += z[lane];
             }
+            std::copy(sum.begin(), sum.end(), code_sums.begin() + static_cast<std::ptrdiff_t>((b * positions + p) * simd::tile_lanes));
           }
         }
       }
