@@ -197,6 +197,10 @@ TEST_CASE("packed layers: 8-bit path equals the integer reference bit for bit, f
     REQUIRE(got.size() == reference.size());
     REQUIRE(std::memcmp(got.data(), reference.data(), got.size() * sizeof(float)) == 0);
     REQUIRE(std::memcmp(y8.data.data(), y8_threads.data.data(), y8.data.size() * sizeof(float)) == 0);
+    packed::f32_activations dirty_float;  // float outputs are sized, not cleared, too
+    dirty_float.data.assign(y8.data.size() + 100, -777.0f);
+    packed::forward(l8, q, dirty_float, false, one);
+    REQUIRE(std::memcmp(dirty_float.data.data(), y8.data.data(), y8.data.size() * sizeof(float)) == 0);
     // u8 outputs: the reference's values requantized.
     packed::u8_activations out;
     out.scale = 0.05f;
@@ -237,6 +241,10 @@ TEST_CASE("packed layers: 8-bit path equals the integer reference bit for bit, f
     packed::f32_activations y32, y32_threads;
     packed::forward(l32, xf, y32, false, one);
     packed::forward(l32, xf, y32_threads, true, three);
+    packed::f32_activations dirty32;
+    dirty32.data.assign(y32.data.size() + 100, -777.0f);
+    packed::forward(l32, xf, dirty32, false, three);
+    REQUIRE(std::memcmp(dirty32.data.data(), y32.data.data(), y32.data.size() * sizeof(float)) == 0);
     const std::vector<float> want32 = fp32_reference(c, dequantized, x, extras);
     require_close(nchw_of(y32), want32, 2e-6f * reduction * 8.0f);
     for (std::size_t i = 0; i < y32.data.size(); ++i) {

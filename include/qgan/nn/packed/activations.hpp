@@ -65,10 +65,16 @@ struct u8_activations {
 
 struct f32_activations {
   std::size_t batch = 0, channels = 0, height = 0, width = 0;
-  std::vector<float> data{};  ///< (n, h, w, c)
+  std::vector<float, uninitialized_allocator<float>> data{};  ///< (n, h, w, c)
   void allocate(std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
     batch = n, channels = c, height = h, width = w;
     data.assign(n * c * h * w, 0.0f);
+  }
+  /// Sizes data for a layer's output, which writes every element itself: not cleared.
+  void allocate_output(std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
+    batch = n, channels = c, height = h, width = w;
+    data.clear();
+    data.resize(n * c * h * w);
   }
 };
 

@@ -393,7 +393,7 @@ void forward(const layer& l, const u8_activations& in, f32_activations& out, boo
   detail::check_int8_input(l, in);
   const auto extent = output_size(l, in.height, in.width);
   const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
-  out.allocate(in.batch, l.geometry.out_channels, h, w);
+  out.allocate_output(in.batch, l.geometry.out_channels, h, w);
   simd::tile_output output;
   output.relu = relu;
   detail::forward_int8<Arch>(l, in, out.data.data(), nullptr, l.geometry.out_channels, output, pool);
@@ -408,7 +408,7 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   const tiling& tiles = *detail::tiling_for(l, plan, in.height, in.width, in.batch);
   const auto extent = output_size(l, in.height, in.width);
   const std::size_t h = extent.first, w = extent.second;  // not a structured binding: clang 14 cannot capture one
-  out.allocate(in.batch, l.geometry.out_channels, h, w);
+  out.allocate_output(in.batch, l.geometry.out_channels, h, w);
   const simd::kernel_set& kernels = simd::active_kernels<Arch>();
   const detail::block_terms terms = detail::fp32_block_terms(l);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.height * in.width, out_pixels = h * w;
