@@ -39,7 +39,7 @@ gray_image image_grid(const qgan::nn::tensor4& images, int columns, int gap) {
   grid_builder grid(static_cast<std::size_t>(images.dimension(0)), static_cast<int>(images.dimension(2)),
                     static_cast<int>(images.dimension(3)), columns, gap);
   grid.place(images, 0);
-  return grid.image();
+  return std::move(grid).take();
 }
 
 grid_builder::grid_builder(std::size_t count, int image_height, int image_width, int columns, int gap)

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qgan/nn/tensor.hpp"
@@ -43,6 +44,8 @@ class grid_builder {
   /// threads may place a batch's images at once.
   void place(const qgan::nn::tensor4& images, std::size_t first, std::size_t image);
   [[nodiscard]] const gray_image& image() const { return grid_; }
+  /// The finished grid, moved out.
+  [[nodiscard]] gray_image take() && { return std::move(grid_); }
 
  private:
   std::size_t count_;

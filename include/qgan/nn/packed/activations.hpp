@@ -52,11 +52,11 @@ struct u8_activations {
   /// only what it does not write (the padding of a channel count that is not a multiple
   /// of 4, and the slack) is zeroed.
   void allocate_output(std::size_t n, std::size_t c, std::size_t h, std::size_t w) {
-    batch = n, channels = c, height = h, width = w;
     if (c % 4 != 0) {
-      data.assign(n * image_bytes() + u8_slack, 0);
+      allocate(n, c, h, w);
       return;
     }
+    batch = n, channels = c, height = h, width = w;
     data.clear();
     data.resize(n * image_bytes() + u8_slack);
     std::fill(data.end() - static_cast<std::ptrdiff_t>(u8_slack), data.end(), std::uint8_t{0});

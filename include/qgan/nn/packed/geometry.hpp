@@ -300,6 +300,15 @@ inline tiling make_tiling_in_order(const layer_plan& plan, std::size_t batch, st
       e += count;
     }
   }
+  return result;
+}
+
+/// What a forward reads per tile, resolved once for the tiling make_tiling keeps (not for
+/// the order it discards): each entry's image, output pixel and input pixels, and, in
+/// image-major order, each image's tiles.
+inline void resolve_entries(tiling& result, const layer_plan& plan, std::size_t max_positions) {
+  const std::size_t batch = result.batch;
+  const bool image_major = result.image_major;
   result.max_positions = max_positions;
   result.entry_image.assign(result.tiles.size() * max_positions, 0);
   result.entry_out_pixel.assign(result.tiles.size() * max_positions, 0);
@@ -328,15 +337,17 @@ inline tiling make_tiling_in_order(const layer_plan& plan, std::size_t batch, st
       result.tiles_by_image[next[result.image_of(plan.phases[tile.phase], tile.first)]++] = static_cast<std::uint32_t>(t);
     }
   }
-  return result;
 }
 
 /// Image-major order unless it needs over a quarter more tiles than position-major.
 inline tiling make_tiling(const layer_plan& plan, std::size_t batch, std::size_t max_positions, int kernel_cols) {
-  tiling by_image = make_tiling_in_order(plan, batch, max_positions, kernel_cols, true);
-  if (batch == 1) return by_image;
-  tiling by_position = make_tiling_in_order(plan, batch, max_positions, kernel_cols, false);
-  return 4 * by_image.tiles.size() <= 5 * by_position.tiles.size() ? std::move(by_image) : std::move(by_position);
+  tiling chosen = make_tiling_in_order(plan, batch, max_positions, kernel_cols, true);
+  if (batch > 1) {
+    tiling by_position = make_tiling_in_order(plan, batch, max_positions, kernel_cols, false);
+    if (4 * chosen.tiles.size() > 5 * by_position.tiles.size()) chosen = std::move(by_position);
+  }
+  resolve_entries(chosen, plan, max_positions);
+  return chosen;
 }
 
 QGAN_END_FUNCTIONS
