@@ -9,8 +9,10 @@ hits both alike. Prints every run's wall time and peak RSS, the medians and thei
 import argparse
 import os
 import pathlib
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -40,6 +42,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--qgan", default=str(ROOT / "build/examples/cli/qgan"))
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the temporary directory with the models goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     qgan = args.qgan
     if not os.access(qgan, os.X_OK):
         raise SystemExit(f"{qgan}: not built (scripts/build.sh builds the README build)")

@@ -15,11 +15,13 @@
 #include <stb/stb_image.h>
 
 #include "test_matrices.hpp"
+#include "dcgan/evaluation.hpp"
 #include "dcgan/images.hpp"
 #include "dcgan/latent.hpp"
 #include "dcgan/metrics.hpp"
 #include "dcgan/model.hpp"
 #include "dcgan/weights.hpp"
+#include "qgan/core/error.hpp"
 #include "qgan/io/safetensors.hpp"
 
 namespace {
@@ -76,6 +78,14 @@ TEST_CASE("A model file of the wrong network fails naming the tensor", "[dcgan]"
   CHECK_THROWS_WITH(dcgan::generator(classifier_weights), Catch::Contains("deconv1.weight") && Catch::Contains("missing"));
   CHECK_THROWS_WITH(dcgan::discriminator(classifier_weights), Catch::Contains("conv4.weight"));
   CHECK_THROWS_WITH(dcgan::load_weights(weights_dir + "/no_such.safetensors"), Catch::Contains("no such file"));
+}
+
+TEST_CASE("Running a generator in batches of no images is refused, not a loop without end", "[dcgan]") {
+  const dcgan::generator G(dcgan::load_weights(weights_dir + "/generator.safetensors"));
+  const std::vector<float> z = dcgan::normal_latents(2 * 100, 1);
+  CHECK_THROWS_AS(dcgan::run_generator(G, z, 2, {}, 0), qgan::error);
+  CHECK_THROWS_WITH(dcgan::run_generator(G, z, 2, {}, 0), Catch::Contains("batches of 0 images"));
+  CHECK(dcgan::run_generator(G, z, 2, {}, 1).dimension(0) == 2);
 }
 
 TEST_CASE("FID-FMNIST of the shipped generator against the shipped test-set statistics", "[dcgan][metrics]") {
@@ -177,6 +187,16 @@ TEST_CASE("Image grids, labels and PNG encoding round-trip through stb_image", "
   CHECK(grid.pixels[1 * std::size_t(grid.width) + 1] == pixels[0]);                    // image 0, (0, 0)
   CHECK(grid.pixels[1 * std::size_t(grid.width) + 1 + 6] == pixels[20]);               // image 1, (0, 0)
   CHECK(grid.pixels[6 * std::size_t(grid.width) + 1 + 4] == pixels[40 + 4]);           // image 2, (0, 4)
+
+  // Filled an image at a time, in any order (as qgan sample fills it): the same grid.
+  // Images that do not fit it are refused, naming the grid.
+  dcgan::grid_builder builder(3, 4, 5, 2, 1);
+  for (const std::size_t i : {2, 0, 1}) builder.place(images, 0, i);
+  CHECK(builder.image().pixels == grid.pixels);
+  CHECK_THROWS_AS(builder.place(images, 1), qgan::error);
+  CHECK_THROWS_WITH(builder.place(images, 1), Catch::Contains("image grid") && Catch::Contains("does not fit a grid of 3 images"));
+  CHECK_THROWS_WITH(builder.place(dcgan::tensor4(1, 1, 5, 5), 0), Catch::Contains("[1,1,5,5]") && Catch::Contains("1x4x5"));
+  CHECK_THROWS_WITH(dcgan::grid_builder(3, 0, 5, 2), Catch::Contains("image grid") && Catch::Contains("0x5"));
 
   dcgan::gray_image labelled(64, 20, 0);
   dcgan::draw_text(labelled, 2, 2, "EM 2b", 2);
