@@ -191,7 +191,7 @@ TEST_CASE("Image grids, labels and PNG encoding round-trip through stb_image", "
   // Filled an image at a time, in any order (as qgan sample fills it): the same grid.
   // Images that do not fit it are refused, naming the grid.
   dcgan::grid_builder builder(3, 4, 5, 2, 1);
-  for (const std::size_t i : {2, 0, 1}) builder.place(images, 0, i);
+  for (const std::size_t i : {std::size_t{2}, std::size_t{0}, std::size_t{1}}) builder.place(images, 0, i);
   CHECK(builder.image().pixels == grid.pixels);
   CHECK_THROWS_AS(builder.place(images, 1), qgan::error);
   CHECK_THROWS_WITH(builder.place(images, 1), Catch::Contains("image grid") && Catch::Contains("does not fit a grid of 3 images"));
