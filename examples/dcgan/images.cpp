@@ -1,7 +1,6 @@
 #include "dcgan/images.hpp"
 
 #include <stb/stb_easy_font.h>
-#include <stb/stb_image_write.h>
 
 #include <algorithm>
 #include <cmath>
@@ -114,21 +113,6 @@ void draw_text(gray_image& image, int left, int top, const std::string& text, in
       for (int x = std::max(0, x0); x < std::min(image.width, x1); ++x) image.at(x, y) = value;
     }
   }
-}
-
-/// PNG bytes of the image (8-bit grayscale).
-std::vector<std::byte> encode_png(const gray_image& image) {
-  std::vector<std::byte> bytes;
-  const auto sink = [](void* context, void* data, int size) {
-    auto* out = static_cast<std::vector<std::byte>*>(context);
-    const auto* begin = static_cast<const std::byte*>(data);
-    out->insert(out->end(), begin, begin + size);
-  };
-  if (image.width < 1 || image.height < 1 ||
-      stbi_write_png_to_func(sink, &bytes, image.width, image.height, 1, image.pixels.data(), image.width) == 0) {
-    qgan::detail::throw_error("PNG encoder failed for a ", image.width, "x", image.height, " image");
-  }
-  return bytes;
 }
 
 void write_png(const std::filesystem::path& path, const gray_image& image) {

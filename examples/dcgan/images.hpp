@@ -1,12 +1,15 @@
 // Generator outputs as 8-bit pictures: pixel = round_half_even((x + 1) * 127.5) computed
 // in float32 and clamped to 0..255 (NaN -> 0), the inverse of train.py's
-// x = u / 127.5 - 1, so PSNR and PNGs see the same bytes. PNGs are encoded by stb_image_write (libstb-dev) and written atomically; labels
-// on the comparison image are drawn from stb_easy_font's quads.
+// x = u / 127.5 - 1, so PSNR and PNGs see the same bytes. PNGs are encoded with
+// stb_image_write's deflate (libstb-dev), a band of rows per task (dcgan/png_encoder.cpp),
+// and written atomically; labels on the comparison image are drawn from stb_easy_font's
+// quads.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,8 +63,22 @@ void paste(gray_image& target, const gray_image& source, int left, int top);
 void draw_text(gray_image& image, int left, int top, const std::string& text, int scale = 2,
                std::uint8_t value = 255);
 
-/// PNG bytes of the image (8-bit grayscale).
-std::vector<std::byte> encode_png(const gray_image& image);
+/// Runs task(i) for every i in [0, count), on any threads, and returns when all are done.
+using parallel_runner = std::function<void(std::size_t count, const std::function<void(std::size_t)>& task)>;
+
+/// Bytes of raw rows per band of encode_png.
+inline constexpr std::size_t png_band_bytes = std::size_t{1} << 19;
+
+/// Rows per band of encode_png for an image `width` pixels wide (at least 1).
+int png_band_rows(int width, std::size_t band_bytes = png_band_bytes);
+
+/// PNG bytes of the image (8-bit grayscale): no row filter, stb's deflate at level 5, a
+/// band of about `band_bytes` of rows per deflate call, the calls spread over `run` (the
+/// calling thread if empty) and joined into the one zlib stream. The bytes depend on the
+/// image and band_bytes, not on the threads. Throws qgan::error for an empty image, or one
+/// too large for stb (over 2^31 - 1 bytes of rows).
+std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner& run = {},
+                                  std::size_t band_bytes = png_band_bytes);
 
 /// Writes the PNG atomically (temporary file, fsync, rename).
 void write_png(const std::filesystem::path& path, const gray_image& image);
