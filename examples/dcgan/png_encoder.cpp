@@ -164,15 +164,30 @@ std::uint32_t adler32_combine(std::uint32_t first, std::uint32_t second, std::si
   return static_cast<std::uint32_t>((s2 << 16) | s1);
 }
 
+/// A PNG chunk under construction: 4 bytes for its length, its type, then its data.
+std::vector<std::uint8_t> start_chunk(const char (&type)[5]) {
+  std::vector<std::uint8_t> chunk(8, 0);
+  std::memcpy(chunk.data() + 4, type, 4);
+  return chunk;
+}
+
+/// Writes the chunk's length and appends its CRC (of the type and the data).
+void finish_chunk(std::vector<std::uint8_t>& chunk) {
+  const auto length = static_cast<std::uint32_t>(chunk.size() - 8);
+  for (std::size_t i = 0; i < 4; ++i) chunk[i] = static_cast<std::uint8_t>((length >> (24 - 8 * i)) & 0xffu);
+  append_be32(chunk, detail::png_crc32(chunk.data() + 4, chunk.size() - 4));
+}
+
 struct compressed_band {
-  std::vector<std::uint8_t> deflate;  // ready to follow the previous band's
+  std::vector<std::uint8_t> chunk;  // its IDAT chunk; the last band's waits for the Adler-32
   std::uint32_t adler = 1;
   std::size_t raw_length = 0;
 };
 
-/// Rows [first, last) compressed by stb, made to continue into a following band unless
-/// `is_last`.
-compressed_band compress_band(const gray_image& image, int first, int last, bool is_last) {
+/// Rows [first, last) compressed by stb into an IDAT chunk, the zlib header first if
+/// `is_first`, made to continue into a following band unless `is_last` (whose chunk the
+/// caller finishes).
+compressed_band compress_band(const gray_image& image, int first, int last, bool is_first, bool is_last) {
   const auto width = static_cast<std::size_t>(image.width);
   const std::size_t row_bytes = width + 1;  // filter type 0, then the pixels
   std::vector<std::uint8_t> raw(row_bytes * static_cast<std::size_t>(last - first));
@@ -190,38 +205,40 @@ compressed_band compress_band(const gray_image& image, int first, int last, bool
   compressed_band band;
   band.raw_length = raw.size();
   band.adler = read_be32(zlib.get() + zlib_length - 4);
-  band.deflate.assign(deflate.begin(), deflate.end());
+  band.chunk = start_chunk("IDAT");
+  band.chunk.reserve(8 + 2 + deflate.size() + 9);
+  if (is_first) band.chunk.insert(band.chunk.end(), zlib.get(), zlib.get() + 2);
+  const std::size_t start = band.chunk.size();
+  band.chunk.insert(band.chunk.end(), deflate.begin(), deflate.end());
   if (is_last) return band;
   const unsigned block_type = (deflate[0] >> 1) & 3u;
   if (block_type == 1) {
     const std::size_t end = fixed_block_end(deflate);
     const std::size_t padding = deflate.size() * 8 - end;
     if (padding >= 8 || (deflate.back() >> (8 - padding)) != 0) stream_error("does not end at its end-of-block code");
-    band.deflate[0] &= 0xfe;
+    band.chunk[start] &= 0xfe;
     // The stored block's 3 header bits go into the padding if they fit, else into a byte
     // of their own; either way the header's block type and BFINAL are zeros.
-    if (padding < 3) band.deflate.push_back(0);
-    band.deflate.insert(band.deflate.end(), {0x00, 0x00, 0xff, 0xff});
+    if (padding < 3) band.chunk.push_back(0);
+    band.chunk.insert(band.chunk.end(), {0x00, 0x00, 0xff, 0xff});
   } else if (block_type == 0) {
     std::size_t header = 0;  // stb's stored blocks, each 5 header bytes and LEN bytes of data
-    while ((band.deflate[header] & 1u) == 0) {
+    while ((deflate[header] & 1u) == 0) {
       header += 5 + (std::size_t{deflate[header + 1]} | (std::size_t{deflate[header + 2]} << 8));
       if (header >= deflate.size()) stream_error("has no final stored block");
     }
-    band.deflate[header] &= 0xfe;
+    band.chunk[start + header] &= 0xfe;
   } else {
     stream_error("starts with block type " + std::to_string(block_type));
   }
+  finish_chunk(band.chunk);
   return band;
 }
 
-void append_chunk(std::vector<std::byte>& png, const char (&type)[5], std::span<const std::uint8_t> data) {
-  append_be32(png, static_cast<std::uint32_t>(data.size()));
-  const std::size_t crc_start = png.size();
-  png.resize(crc_start + 4 + data.size());
-  std::memcpy(png.data() + crc_start, type, 4);
-  if (!data.empty()) std::memcpy(png.data() + crc_start + 4, data.data(), data.size());
-  append_be32(png, detail::png_crc32(reinterpret_cast<const unsigned char*>(png.data()) + crc_start, 4 + data.size()));
+void append_bytes(std::vector<std::byte>& png, std::span<const std::uint8_t> bytes) {
+  const std::size_t at = png.size();
+  png.resize(at + bytes.size());
+  std::memcpy(png.data() + at, bytes.data(), bytes.size());
 }
 
 }  // namespace
@@ -244,32 +261,36 @@ std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner
   std::vector<compressed_band> bands(band_count);
   const auto compress = [&](std::size_t b) {
     const int first = static_cast<int>(b) * rows_per_band;
-    bands[b] = compress_band(image, first, std::min(image.height, first + rows_per_band), b + 1 == band_count);
+    bands[b] = compress_band(image, first, std::min(image.height, first + rows_per_band), b == 0, b + 1 == band_count);
   };
   if (run) {
     run(band_count, compress);
   } else {
     for (std::size_t b = 0; b < band_count; ++b) compress(b);
   }
-
   std::uint32_t adler = bands[0].adler;
-  std::size_t deflate_bytes = 0;
-  for (std::size_t b = 0; b < band_count; ++b) {
-    if (b > 0) adler = adler32_combine(adler, bands[b].adler, bands[b].raw_length);
-    deflate_bytes += bands[b].deflate.size() + 12;
-  }
-  std::vector<std::byte> png;
-  png.reserve(64 + deflate_bytes);
-  for (const int byte : {137, 80, 78, 71, 13, 10, 26, 10}) png.push_back(static_cast<std::byte>(byte));
-  std::vector<std::uint8_t> header;
+  for (std::size_t b = 1; b < band_count; ++b) adler = adler32_combine(adler, bands[b].adler, bands[b].raw_length);
+  append_be32(bands.back().chunk, adler);
+  finish_chunk(bands.back().chunk);
+
+  std::vector<std::uint8_t> header = start_chunk("IHDR");
   append_be32(header, static_cast<std::uint32_t>(image.width));
   append_be32(header, static_cast<std::uint32_t>(image.height));
   header.insert(header.end(), {8, 0, 0, 0, 0});  // 8-bit gray, deflate, the five filters, no interlace
-  append_chunk(png, "IHDR", header);
-  bands.front().deflate.insert(bands.front().deflate.begin(), {0x78, 0x5e});  // stb's zlib header
-  append_be32(bands.back().deflate, adler);
-  for (const compressed_band& band : bands) append_chunk(png, "IDAT", band.deflate);
-  append_chunk(png, "IEND", {});
+  finish_chunk(header);
+  std::vector<std::uint8_t> end = start_chunk("IEND");
+  finish_chunk(end);
+  std::size_t png_bytes = 8 + header.size() + end.size();
+  for (const compressed_band& band : bands) png_bytes += band.chunk.size();
+  std::vector<std::byte> png;
+  png.reserve(png_bytes);
+  append_bytes(png, std::array<std::uint8_t, 8>{137, 80, 78, 71, 13, 10, 26, 10});
+  append_bytes(png, header);
+  for (compressed_band& band : bands) {
+    append_bytes(png, band.chunk);
+    band.chunk = {};  // the PNG's pages fill as the bands' are freed: one copy in memory
+  }
+  append_bytes(png, end);
   return png;
 }
 
