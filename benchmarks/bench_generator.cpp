@@ -10,6 +10,7 @@
 //
 //   bench_generator [--rounds R] [--threads 1,2] [--batches 1,64] [--quality N] [--layers] [--only NAME]
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -293,6 +294,33 @@ int main(int argc, char** argv) {
           std::printf(" %.1f |", median(theirs) * 1e6);
 #endif
           std::printf("\n");
+        }
+        // W2A32 and fp32 weights through the same fp32-activation kernels, one layer at a time.
+        std::printf("\nper layer, fp32 activations, us per image (median of %d):\n| layer | qgan W2A32 | qgan fp32 (packed-layer kernels) |\n",
+                    rounds);
+        const std::array<const dcgan::packed_generator*, 2> fp32_paths{keep[3].get(), g32};
+        std::array<std::vector<packed::f32_activations>, 2> layer_inputs;
+        for (std::size_t e = 0; e < 2; ++e) {
+          layer_inputs[e].push_back(packed::from_nchw(zv, static_cast<std::size_t>(batch), 100, 1, 1));
+          for (std::size_t i = 0; i < 3; ++i) {
+            packed::f32_activations out;
+            packed::forward(fp32_paths[e]->layers()[i], layer_inputs[e][i], out, true, pool);
+            layer_inputs[e].push_back(std::move(out));
+          }
+        }
+        for (std::size_t i = 0; i < 4; ++i) {
+          std::array<std::vector<double>, 2> times;
+          for (int round = 0; round < rounds; ++round) {
+            for (std::size_t e = 0; e < 2; ++e) {
+              const auto start = clock_type::now();
+              for (int k = 0; k < inner; ++k) {
+                packed::f32_activations out;
+                packed::forward(fp32_paths[e]->layers()[i], layer_inputs[e][i], out, i < 3, pool);
+              }
+              times[e].push_back(std::chrono::duration<double>(clock_type::now() - start).count() / inner / batch);
+            }
+          }
+          std::printf("| deconv%zu | %.1f | %.1f |\n", i + 1, median(times[0]) * 1e6, median(times[1]) * 1e6);
         }
       }
     }

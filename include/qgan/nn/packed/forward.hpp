@@ -14,11 +14,14 @@
 #include <utility>
 #include <vector>
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
+
 #include "qgan/core/error.hpp"
 #include "qgan/core/thread_pool.hpp"
 #include "qgan/nn/conv2d.hpp"
 #include "qgan/nn/conv_transpose2d.hpp"
 #include "qgan/nn/packed/layer.hpp"
+#include "qgan/quant/uniform_grid.hpp"
 #include "qgan/simd/select.hpp"
 
 namespace qgan::nn::packed {
@@ -425,17 +428,23 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   const std::size_t per_block = l.taps * l.group_in * simd::tile_lanes;
   pool.run(groups * l.blocks, [&](std::size_t task) {
     const std::size_t g = task / l.blocks, b = task % l.blocks;
-    std::vector<float> decoded;
     const float* weights = nullptr;
     if (l.weights.codes.empty()) {
       weights = l.weights.floats.data() + task * per_block;
     } else {
-      std::vector<std::uint8_t> codes(per_block);
-      kernels.codec.unpack(l.weights.codes.data(), task * per_block, per_block, l.weights.bits, codes.data());
-      decoded.resize(per_block);
+      // One block decoded per task into a buffer the thread keeps (no allocation or
+      // zeroing per forward), on 64-byte boundaries so that the tile's 16-float loads do
+      // not straddle cache lines.
+      thread_local std::vector<float, xsimd::aligned_allocator<float, 64>> decoded;
+      if (decoded.size() < per_block) decoded.resize(per_block);
       if (l.weights.decode_as_codes) {
-        for (std::size_t i = 0; i < per_block; ++i) decoded[i] = static_cast<float>(codes[i]);
+        // alpha 1, beta 0: each code's float exactly.
+        kernels.codec.dequantize_uniform(l.weights.codes.data(), task * per_block, per_block, l.weights.bits,
+                                         qgan::uniform_params{1.0f, 0.0f, l.weights.bits}, decoded.data());
       } else {
+        thread_local std::vector<std::uint8_t> codes;
+        if (codes.size() < per_block) codes.resize(per_block);
+        kernels.codec.unpack(l.weights.codes.data(), task * per_block, per_block, l.weights.bits, codes.data());
         const std::size_t levels = std::size_t{1} << l.weights.bits;
         for (std::size_t i = 0; i < per_block; ++i) {
           const std::size_t o = std::min(g * l.group_out + b * simd::tile_lanes + i % simd::tile_lanes, l.geometry.out_channels - 1);

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
+
 #include "qgan/nn/packed/activations.hpp"
 #include "qgan/nn/packed/geometry.hpp"
 
@@ -61,7 +63,9 @@ struct layer_weights {
   bool decode_as_codes = false;  ///< fp32 path: uniform grid, decode z itself
   std::vector<std::uint8_t> codes;     ///< int8 channel tiles, or fp32 path bit-packed codes
   std::vector<std::int8_t> row_codes;  ///< int8 row tiles
-  std::vector<float> floats;           ///< fp32 weights, or per-output level tables (codebooks)
+  /// fp32 weights, or per-output level tables (codebooks); on 64-byte boundaries, so that
+  /// the fp32 tile's 16-float loads do not straddle cache lines.
+  std::vector<float, xsimd::aligned_allocator<float, 64>> floats;
   std::vector<std::int32_t> code_sums;  ///< [group][block][tap][16]: sum over input channels of z
   std::vector<float> alpha, beta;      ///< per output channel: uniform grid, before folding
 };
