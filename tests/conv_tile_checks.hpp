@@ -176,6 +176,53 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
   }
 }
 
+// Dot tiles: channel counts around multiples of 16 (whole chunks, tails), every output
+// count, inputs of exactly `channels` floats each (a tail read past them would show under
+// ASan), specials in the inputs.
+inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
+  using namespace qgan::simd;
+  std::mt19937 rng(17);
+  const auto uniform = [&](int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng); };
+  std::normal_distribution<float> normal;
+  for (int round = 0; round < 300; ++round) {
+    const auto positions = static_cast<std::size_t>(uniform(1, 8));
+    const auto outputs = static_cast<std::size_t>(uniform(1, 15));
+    const std::size_t channels = round % 3 == 0 ? static_cast<std::size_t>(16 * uniform(1, 4) + uniform(-1, 1))
+                                                : static_cast<std::size_t>(uniform(1, 70));
+    const auto kernel_taps = static_cast<std::size_t>(uniform(1, 5));
+    const std::size_t padded = dot_padded_channels(channels);
+    std::vector<float> weights(outputs * kernel_taps * padded, 0.0f);
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      if (i % padded < channels) weights[i] = normal(rng);
+    }
+    std::vector<std::uint16_t> taps;
+    for (std::size_t t = 0; t < kernel_taps; ++t) {
+      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
+    }
+    std::vector<std::vector<float>> x(std::max<std::size_t>(taps.size(), 1) * positions, std::vector<float>(channels));
+    for (auto& pixel : x) {
+      for (auto& v : pixel) v = round % 50 == 7 && uniform(0, 20) == 0 ? -0.0f : normal(rng);
+    }
+    std::vector<const float*> inputs;
+    for (const auto& pixel : x) inputs.push_back(pixel.data());
+    std::vector<float> input_sums(positions), scale(outputs), beta(outputs), bias(outputs);
+    for (auto* v : {&input_sums, &scale, &beta, &bias}) {
+      for (auto& f : *v) f = normal(rng);
+    }
+    std::vector<float> simd_out(positions * outputs, -7.0f), ref_out(positions * outputs, -7.0f);
+    std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
+    for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * outputs, ref_ptrs[p] = ref_out.data() + p * outputs;
+    f32_dot_tile tile{weights.data(), kernel_taps * padded, channels, taps.data(), taps.size(), inputs.data(), positions,
+                      input_sums.data(), scale.data(), beta.data(), bias.data(), outputs, simd_ptrs.data(), round % 2 == 0};
+    kernels.conv.f32_dot(tile);
+    tile.outputs = ref_ptrs.data();
+    conv_ref::f32_dot_tile_ref(tile);
+    INFO("set " << kernels.name << ", round " << round << ", positions " << positions << ", outputs " << outputs
+                << ", channels " << channels << ", taps " << taps.size());
+    REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), simd_out.size() * sizeof(float)) == 0);
+  }
+}
+
 // Random floats of every magnitude, and the values tanh_approx treats apart.
 inline void check_tanh(const qgan::simd::kernel_set& kernels) {
   std::mt19937 rng(29);
@@ -207,6 +254,7 @@ inline void check_conv_tiles(const qgan::simd::kernel_set& kernels) {
   check_a8_channel_tiles(kernels);
   check_a8_row_tiles(kernels);
   check_f32_channel_tiles(kernels);
+  check_f32_dot_tiles(kernels);
 }
 
 }  // namespace qgan::test

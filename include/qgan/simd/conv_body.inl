@@ -616,6 +616,73 @@ struct conv_kernels {
     }
   }
 
+  // P positions of one output, each position's 16 partial sums in 16 / lanes registers:
+  // P independent chains of additions, so the loop waits on throughput, not latency.
+  template <std::size_t P>
+  static void f32_dot_positions(const f32_dot_tile& t) noexcept {
+    using batch = xsimd::batch<float, Arch>;
+    constexpr std::size_t R = dot_partials / batch::size;
+    const std::size_t padded = dot_padded_channels(t.channels), whole = t.channels / dot_partials * dot_partials;
+    for (std::size_t o = 0; o < t.output_count; ++o) {
+      batch acc[P * R];
+#pragma GCC unroll 32
+      for (std::size_t i = 0; i < P * R; ++i) acc[i] = batch(0.0f);
+      const auto chunk = [&](const float* const* in, std::size_t c, const float* w) __attribute__((always_inline)) {
+        batch weights[R];
+#pragma GCC unroll 4
+        for (std::size_t r = 0; r < R; ++r) weights[r] = batch::load_unaligned(w + r * batch::size);
+#pragma GCC unroll 8
+        for (std::size_t p = 0; p < P; ++p) {
+#pragma GCC unroll 4
+          for (std::size_t r = 0; r < R; ++r) {
+            acc[p * R + r] = acc[p * R + r] + batch::load_unaligned(in[p] + c + r * batch::size) * weights[r];
+          }
+        }
+      };
+      for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+        const float* w = t.weights + o * t.output_stride + t.taps[tap] * padded;
+        const float* in[P];
+#pragma GCC unroll 8
+        for (std::size_t p = 0; p < P; ++p) in[p] = t.inputs[tap * P + p];
+        for (std::size_t c = 0; c < whole; c += dot_partials) chunk(in, c, w + c);
+        if (whole < t.channels) {
+          // The last channels, zero-padded: the pixel's buffer may end before a whole chunk.
+          alignas(64) float tail[P][dot_partials] = {};
+          const float* tail_in[P];
+          for (std::size_t p = 0; p < P; ++p) {
+            std::copy(in[p] + whole, in[p] + t.channels, tail[p]);
+            tail_in[p] = tail[p];
+          }
+          chunk(tail_in, 0, w + whole);
+        }
+      }
+      for (std::size_t p = 0; p < P; ++p) {
+        alignas(64) float partial[dot_partials];
+#pragma GCC unroll 4
+        for (std::size_t r = 0; r < R; ++r) acc[p * R + r].store_aligned(partial + r * batch::size);
+        const float y = std::fma(t.scale[o], conv_ref::dot_partials_sum<Arch>(partial), std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
+        t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+      }
+    }
+  }
+
+  static void f32_dot(const f32_dot_tile& t) noexcept {
+    if constexpr (xsimd::batch<float, Arch>::size > dot_partials || dot_partials % xsimd::batch<float, Arch>::size != 0) {
+      conv_ref::f32_dot_tile_ref<Arch>(t);
+    } else {
+      switch (t.positions) {
+        case 1: f32_dot_positions<1>(t); return;
+        case 2: f32_dot_positions<2>(t); return;
+        case 3: f32_dot_positions<3>(t); return;
+        case 4: f32_dot_positions<4>(t); return;
+        case 5: f32_dot_positions<5>(t); return;
+        case 6: f32_dot_positions<6>(t); return;
+        case 7: f32_dot_positions<7>(t); return;
+        default: f32_dot_positions<8>(t); return;
+      }
+    }
+  }
+
   // xsimd 8.1 divides floats on NEON64 by a reciprocal estimate and two Newton steps,
   // which misses the correctly rounded quotient in the last bits (the tanh check found
   // it under qemu); AArch64 has an exact vector division.

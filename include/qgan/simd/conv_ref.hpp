@@ -167,5 +167,34 @@ inline void f32_channel_tile_ref(const f32_channel_tile& t) noexcept {
   }
 }
 
+/// The sum of an fp32 dot tile's 16 partial sums, in the tile's order.
+template <class Tag = void>
+inline float dot_partials_sum(float* partial) noexcept {
+  for (std::size_t half = dot_partials / 2; half > 0; half /= 2) {
+    for (std::size_t j = 0; j < half; ++j) partial[j] = partial[j] + partial[j + half];
+  }
+  return partial[0];
+}
+
+template <class Tag = void>
+inline void f32_dot_tile_ref(const f32_dot_tile& t) noexcept {
+  const std::size_t padded = dot_padded_channels(t.channels);
+  for (std::size_t o = 0; o < t.output_count; ++o) {
+    for (std::size_t p = 0; p < t.positions; ++p) {
+      float partial[dot_partials] = {};
+      for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
+        const float* w = t.weights + o * t.output_stride + t.taps[tap] * padded;
+        const float* x = t.inputs[tap * t.positions + p];
+        for (std::size_t c = 0; c < padded; ++c) {
+          const float product = (c < t.channels ? x[c] : 0.0f) * w[c];
+          partial[c % dot_partials] = partial[c % dot_partials] + product;
+        }
+      }
+      const float y = std::fma(t.scale[o], dot_partials_sum<Tag>(partial), std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
+      t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+    }
+  }
+}
+
 QGAN_END_FUNCTIONS
 }  // namespace qgan::simd::conv_ref

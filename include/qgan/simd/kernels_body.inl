@@ -18,5 +18,5 @@ constexpr kernel_set make_kernel_set(const char* name) noexcept {
                      &codec_kernels<Arch>::unpack, &codec_kernels<Arch>::dequantize_uniform,
                      codec_kernels<Arch>::streaming_threshold},
                     {&conv_kernels<Arch>::a8_channel, &conv_kernels<Arch>::a8_row,
-                     &conv_kernels<Arch>::f32_channel, &conv_kernels<Arch>::tanh, conv_kernels<Arch>::vnni}};
+                     &conv_kernels<Arch>::f32_channel, &conv_kernels<Arch>::f32_dot, &conv_kernels<Arch>::tanh, conv_kernels<Arch>::vnni}};
 }

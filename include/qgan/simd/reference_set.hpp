@@ -54,7 +54,7 @@ inline const kernel_set& reference_kernel_set() noexcept {
                                   {&k::encode_uniform, &k::pack_codes, &k::unpack,
                                    &k::dequantize_uniform, ~std::size_t{0}},
                                   {&conv_ref::a8_channel_tile_ref<Tag>, &conv_ref::a8_row_tile_ref<Tag>,
-                                   &conv_ref::f32_channel_tile_ref<Tag>, &conv_ref::tanh_ref<Tag>, false}};
+                                   &conv_ref::f32_channel_tile_ref<Tag>, &conv_ref::f32_dot_tile_ref<Tag>, &conv_ref::tanh_ref<Tag>, false}};
   return set;
 }
 

@@ -208,20 +208,16 @@ inline void build_int8(layer& l, const packed_tensor& w) {
 inline void build_fp32_codes(layer& l, const packed_tensor& w, const std::vector<std::size_t>& param_channel, bool uniform) {
   layer_weights& out = l.weights;
   out.decode_as_codes = uniform;
-  const std::size_t per_block = l.taps * l.group_in * simd::tile_lanes;
+  const std::size_t per_block = fp32_block_size(l);
   const std::size_t count = l.geometry.groups * l.blocks * per_block;
-  std::vector<std::uint8_t> codes(count, 0);
+  std::vector<std::uint8_t> codes(count, 0);  // padding outputs and channels hold code 0
   const std::vector<std::uint8_t> canonical = unpacked_codes(w);
   for (std::size_t g = 0; g < l.geometry.groups; ++g) {
-    for (std::size_t b = 0; b < l.blocks; ++b) {
+    for (std::size_t o = 0; o < l.group_out; ++o) {
       for (std::size_t tap = 0; tap < l.taps; ++tap) {
         for (std::size_t c = 0; c < l.group_in; ++c) {
-          for (std::size_t lane = 0; lane < simd::tile_lanes; ++lane) {
-            const std::size_t o = b * simd::tile_lanes + lane;
-            if (o >= l.group_out) continue;
-            codes[(g * l.blocks + b) * per_block + (tap * l.group_in + c) * simd::tile_lanes + lane] =
-                canonical[canonical_index(l, g, o, c, tap)];
-          }
+          codes[(g * l.blocks + o / simd::tile_lanes) * per_block + fp32_block_index(l, o, c, tap)] =
+              canonical[canonical_index(l, g, o, c, tap)];
         }
       }
     }
@@ -312,14 +308,14 @@ inline layer make_layer(std::string name, const layer_geometry& geometry, std::s
   detail::fill_derived(l);
   l.affine = detail::make_affine(l, extras);
   l.weights.path = activation_path::fp32;
-  const std::size_t per_block = l.taps * l.group_in * simd::tile_lanes;
+  const std::size_t per_block = detail::fp32_block_size(l);
   l.weights.floats.assign(geometry.groups * l.blocks * per_block, 0.0f);
   for (std::size_t g = 0; g < geometry.groups; ++g) {
     for (std::size_t o = 0; o < l.group_out; ++o) {
       for (std::size_t tap = 0; tap < l.taps; ++tap) {
         for (std::size_t c = 0; c < l.group_in; ++c) {
-          l.weights.floats[(g * l.blocks + o / simd::tile_lanes) * per_block + (tap * l.group_in + c) * simd::tile_lanes +
-                           o % simd::tile_lanes] = weight[detail::canonical_index(l, g, o, c, tap)];
+          l.weights.floats[(g * l.blocks + o / simd::tile_lanes) * per_block + detail::fp32_block_index(l, o, c, tap)] =
+              weight[detail::canonical_index(l, g, o, c, tap)];
         }
       }
     }

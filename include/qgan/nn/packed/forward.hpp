@@ -415,18 +415,40 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   const simd::kernel_set& kernels = simd::active_kernels<Arch>();
   const detail::block_terms terms = detail::fp32_block_terms(l);
   const std::size_t groups = l.geometry.groups, batch = in.batch, in_pixels = in.height * in.width, out_pixels = h * w;
-  // Sums of each pixel's channels per group, in channel order (the beta term).
-  std::vector<float> sums(batch * in_pixels * groups, 0.0f);
-  for (std::size_t i = 0; i < batch * in_pixels; ++i) {
+  // Sums of each pixel's channels per group, in channel order (the beta term), a range of
+  // pixels per task. Each sum is a chain of dependent additions: 8 pixels' chains are
+  // interleaved so that the additions overlap (one chain at a time, this pass waited on
+  // the adder's latency for 30 us of the last layer's 40 at batch 1).
+  std::vector<float> sums(batch * in_pixels * groups);
+  constexpr std::size_t pixels_per_sum_task = 64, interleaved = 8;
+  const std::size_t pixel_count = batch * in_pixels;
+  pool.run((pixel_count + pixels_per_sum_task - 1) / pixels_per_sum_task, [&](std::size_t chunk) {
+    const std::size_t end = std::min(pixel_count, (chunk + 1) * pixels_per_sum_task);
     for (std::size_t g = 0; g < groups; ++g) {
-      float s = 0.0f;
-      for (std::size_t c = 0; c < l.group_in; ++c) s = s + in.data[i * in.channels + g * l.group_in + c];
-      sums[i * groups + g] = s;
+      for (std::size_t first = chunk * pixels_per_sum_task; first < end; first += interleaved) {
+        const std::size_t count = std::min(interleaved, end - first);
+        std::array<float, interleaved> s{};
+        const float* x = in.data.data() + first * in.channels + g * l.group_in;
+        for (std::size_t c = 0; c < l.group_in; ++c) {
+          for (std::size_t j = 0; j < count; ++j) s[j] = s[j] + x[j * in.channels + c];
+        }
+        for (std::size_t j = 0; j < count; ++j) sums[(first + j) * groups + g] = s[j];
+      }
     }
-  }
+  });
   const std::vector<float> zeros(l.group_in + 16, 0.0f);
-  const std::size_t per_block = l.taps * l.group_in * simd::tile_lanes;
-  pool.run(groups * l.blocks, [&](std::size_t task) {
+  const std::size_t per_block = detail::fp32_block_size(l);
+  const bool dot_tiles = detail::fp32_dot_tiles(l);
+  // A task per block of 16 outputs and, where blocks are fewer than twice the threads (the
+  // last layer has one), per share of the tiles, so every thread has work. Each output is
+  // still one tile's: the split changes no bit.
+  const std::size_t block_tasks = groups * l.blocks, threads = static_cast<std::size_t>(pool.threads());
+  const std::size_t tile_shares =
+      threads > 1 && block_tasks < 2 * threads
+          ? std::min(tiles.tiles.size(), (2 * threads * 2 + block_tasks - 1) / block_tasks)
+          : 1;
+  pool.run(block_tasks * tile_shares, [&](std::size_t share_task) {
+    const std::size_t task = share_task / tile_shares, share = share_task % tile_shares;
     const std::size_t g = task / l.blocks, b = task % l.blocks;
     const float* weights = nullptr;
     if (l.weights.codes.empty()) {
@@ -446,15 +468,18 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         if (codes.size() < per_block) codes.resize(per_block);
         kernels.codec.unpack(l.weights.codes.data(), task * per_block, per_block, l.weights.bits, codes.data());
         const std::size_t levels = std::size_t{1} << l.weights.bits;
+        const std::size_t dot_output_floats = l.taps * simd::dot_padded_channels(l.group_in);
         for (std::size_t i = 0; i < per_block; ++i) {
-          const std::size_t o = std::min(g * l.group_out + b * simd::tile_lanes + i % simd::tile_lanes, l.geometry.out_channels - 1);
+          const std::size_t local = dot_tiles ? i / dot_output_floats : b * simd::tile_lanes + i % simd::tile_lanes;
+          const std::size_t o = std::min(g * l.group_out + local, l.geometry.out_channels - 1);
           decoded[i] = l.weights.floats[o * levels + codes[i]];
         }
       }
       weights = decoded.data();
     }
     const std::size_t first_term = task * simd::tile_lanes;
-    for (std::size_t tile_index = 0; tile_index < tiles.tiles.size(); ++tile_index) {
+    const std::size_t tiles_end = tiles.tiles.size() * (share + 1) / tile_shares;
+    for (std::size_t tile_index = tiles.tiles.size() * share / tile_shares; tile_index < tiles_end; ++tile_index) {
       const channel_tile& tile = tiles.tiles[tile_index];
       const std::size_t positions = tile.count;
       const std::uint32_t* image = tiles.entry_image.data() + tile_index * tiles.max_positions;
@@ -476,6 +501,24 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         }
         outputs[p] = out.data.data() + (image[p] * out_pixels + out_pixel[p]) * l.geometry.out_channels +
                      g * l.group_out + b * simd::tile_lanes;
+      }
+      if (dot_tiles) {
+        const simd::f32_dot_tile args{weights,
+                                      l.taps * simd::dot_padded_channels(l.group_in),
+                                      l.group_in,
+                                      taps,
+                                      tap_count,
+                                      inputs.data(),
+                                      positions,
+                                      input_sums.data(),
+                                      terms.alpha_scale.data() + first_term,
+                                      terms.beta_scale.data() + first_term,
+                                      terms.bias.data() + first_term,
+                                      l.group_out,
+                                      outputs.data(),
+                                      relu};
+        kernels.conv.f32_dot(args);
+        continue;
       }
       const simd::f32_channel_tile args{weights,
                                         l.group_in,

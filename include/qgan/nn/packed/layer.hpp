@@ -14,6 +14,8 @@
 //   k-bit in the canonical bit order; each task decodes one block (to the codes as floats
 //   for uniform grids, to levels for codebooks) and runs all positions against it.
 // - fp32 weights (an unquantized model): [group][block][tap][channel][16] floats.
+// - fp32 activations with fewer than 16 outputs per group (codes or floats): dot tiles,
+//   [group][output][tap][channel padded to a multiple of 16] (detail::fp32_dot_tiles).
 // Forward passes are const and may run concurrently on one layer.
 #pragma once
 
@@ -33,6 +35,7 @@
 
 #include "qgan/nn/packed/activations.hpp"
 #include "qgan/nn/packed/geometry.hpp"
+#include "qgan/simd/conv_types.hpp"
 
 namespace qgan::nn::packed {
 
@@ -115,5 +118,29 @@ struct layer {
   std::size_t blocks = 0;     ///< 16-channel blocks of a group's output channels
   std::shared_ptr<plan_cache> plans = std::make_shared<plan_cache>();
 };
+
+namespace detail {
+QGAN_BEGIN_FUNCTIONS
+
+/// fp32 path: fewer than 16 outputs per group run dot tiles (a channel tile would fill as
+/// few of its 16 lanes; the generator's last layer, one output, ran at a sixteenth of the
+/// rate of the others), their weights [group][output][tap][padded channel].
+inline bool fp32_dot_tiles(const layer& l) noexcept { return l.group_out < simd::tile_lanes; }
+
+/// fp32 path: weights (floats or codes) of one group's block of up to 16 outputs.
+inline std::size_t fp32_block_size(const layer& l) noexcept {
+  return fp32_dot_tiles(l) ? l.group_out * l.taps * simd::dot_padded_channels(l.group_in)
+                           : l.taps * l.group_in * simd::tile_lanes;
+}
+
+/// fp32 path: where the weight of output o (of its group), input channel c, kernel tap
+/// `tap` sits in its block.
+inline std::size_t fp32_block_index(const layer& l, std::size_t o, std::size_t c, std::size_t tap) noexcept {
+  return fp32_dot_tiles(l) ? (o * l.taps + tap) * simd::dot_padded_channels(l.group_in) + c
+                           : (tap * l.group_in + c) * simd::tile_lanes + o % simd::tile_lanes;
+}
+
+QGAN_END_FUNCTIONS
+}  // namespace detail
 
 }  // namespace qgan::nn::packed
