@@ -178,7 +178,7 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
 
 // Dot tiles: channel counts around multiples of 16 (whole chunks, tails), every output
 // count, inputs of exactly `channels` floats each (a tail read past them would show under
-// ASan), specials in the inputs.
+// ASan), -0 and infinities (whose sums make NaN) among the inputs in some rounds.
 inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
   using namespace qgan::simd;
   std::mt19937 rng(17);
@@ -201,7 +201,11 @@ inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
     }
     std::vector<std::vector<float>> x(std::max<std::size_t>(taps.size(), 1) * positions, std::vector<float>(channels));
     for (auto& pixel : x) {
-      for (auto& v : pixel) v = round % 50 == 7 && uniform(0, 20) == 0 ? -0.0f : normal(rng);
+      for (auto& v : pixel) {
+        v = normal(rng);
+        if (round % 50 == 7 && uniform(0, 20) == 0) v = -0.0f;
+        if (round % 50 == 9 && uniform(0, 40) == 0) v = uniform(0, 1) == 0 ? INFINITY : -INFINITY;
+      }
     }
     std::vector<const float*> inputs;
     for (const auto& pixel : x) inputs.push_back(pixel.data());

@@ -250,6 +250,15 @@ TEST_CASE("packed layers: 8-bit path equals the integer reference bit for bit, f
     for (std::size_t i = 0; i < y32.data.size(); ++i) {
       REQUIRE(y32_threads.data[i] == (y32.data[i] < 0.0f ? 0.0f : y32.data[i]));  // ReLU, same bits on 3 threads
     }
+    // A codebook (Lloyd-Max levels per output channel, or per tensor) through the level
+    // tables, on every third case.
+    if (round % 3 == 1) {
+      const qgan::packed_tensor levels = qgan::quantize(qgan::lloyd_max_quantizer{}, w, shape, {std::min(c.bits, 4), grain});
+      const packed::layer lc = packed::make_layer("layer", g, levels, packed::activation_path::fp32, extras);
+      packed::f32_activations yc;
+      packed::forward(lc, xf, yc, false, three);
+      require_close(nchw_of(yc), fp32_reference(c, qgan::dequantize(levels), x, extras), 2e-6f * reduction * 8.0f);
+    }
     // fp32 weights through the same tiles.
     const packed::layer lf = packed::make_layer("layer", g, std::span<const float>(w), extras);
     packed::f32_activations yf;

@@ -69,14 +69,19 @@ using parallel_runner = std::function<void(std::size_t count, const std::functio
 /// Bytes of raw rows per band of encode_png.
 inline constexpr std::size_t png_band_bytes = std::size_t{1} << 19;
 
-/// Rows per band of encode_png for an image `width` pixels wide (at least 1).
+/// Most bytes of rows one deflate call takes: stb counts in int and doubles its output
+/// buffer, which overflows past 2^30 bytes.
+inline constexpr std::size_t png_max_band_bytes = std::size_t{1} << 29;
+
+/// Rows per band of encode_png for an image `width` pixels wide: at least 1, at most what
+/// fits png_max_band_bytes. Throws qgan::error for a width below 1 or a row over that.
 int png_band_rows(int width, std::size_t band_bytes = png_band_bytes);
 
 /// PNG bytes of the image (8-bit grayscale): no row filter, stb's deflate at level 5, a
 /// band of about `band_bytes` of rows per deflate call, the calls spread over `run` (the
 /// calling thread if empty) and joined into the one zlib stream. The bytes depend on the
-/// image and band_bytes, not on the threads. Throws qgan::error for an empty image, or one
-/// too large for stb (over 2^31 - 1 bytes of rows).
+/// image and band_bytes, not on the threads. Throws qgan::error for an empty image, a
+/// pixel count that does not match its size, or rows wider than png_max_band_bytes.
 std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner& run = {},
                                   std::size_t band_bytes = png_band_bytes);
 

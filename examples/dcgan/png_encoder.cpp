@@ -199,7 +199,8 @@ compressed_band compress_band(const gray_image& image, int first, int last, bool
   int zlib_length = 0;
   const std::unique_ptr<unsigned char, decltype(&std::free)> zlib(
       detail::stb_zlib_compress(raw.data(), static_cast<int>(raw.size()), &zlib_length, png_deflate_level), &std::free);
-  if (!zlib || zlib_length < 7) stream_error("is missing (out of memory?)");
+  if (!zlib) stream_error("is missing: stb could not allocate its buffers");
+  if (zlib_length < 7) stream_error("is " + std::to_string(zlib_length) + " bytes, shorter than a zlib stream");
   const std::span<const std::uint8_t> deflate(zlib.get() + 2, static_cast<std::size_t>(zlib_length) - 6);
 
   compressed_band band;
@@ -223,9 +224,10 @@ compressed_band compress_band(const gray_image& image, int first, int last, bool
     band.chunk.insert(band.chunk.end(), {0x00, 0x00, 0xff, 0xff});
   } else if (block_type == 0) {
     std::size_t header = 0;  // stb's stored blocks, each 5 header bytes and LEN bytes of data
-    while ((deflate[header] & 1u) == 0) {
+    for (;;) {
+      if (header + 5 > deflate.size()) stream_error("ends inside a stored block's header");
+      if ((deflate[header] & 1u) != 0) break;
       header += 5 + (std::size_t{deflate[header + 1]} | (std::size_t{deflate[header + 2]} << 8));
-      if (header >= deflate.size()) stream_error("has no final stored block");
     }
     band.chunk[start + header] &= 0xfe;
   } else {
@@ -244,17 +246,21 @@ void append_bytes(std::vector<std::byte>& png, std::span<const std::uint8_t> byt
 }  // namespace
 
 int png_band_rows(int width, std::size_t band_bytes) {
-  const std::size_t rows = band_bytes / (static_cast<std::size_t>(width) + 1);
-  return static_cast<int>(std::clamp<std::size_t>(rows, 1, 1u << 30));
+  if (width < 1 || static_cast<std::size_t>(width) + 1 > png_max_band_bytes) {
+    qgan::detail::throw_error("PNG encoder: an image ", width, " pixels wide does not fit a band of at most ",
+                              png_max_band_bytes, " bytes of rows");
+  }
+  const std::size_t row_bytes = static_cast<std::size_t>(width) + 1;
+  return static_cast<int>(std::clamp<std::size_t>(band_bytes / row_bytes, 1, png_max_band_bytes / row_bytes));
 }
 
 std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner& run, std::size_t band_bytes) {
-  // stb counts bytes in int: the filtered image must fit.
-  const auto raw_bytes = (static_cast<std::uint64_t>(image.width) + 1) * static_cast<std::uint64_t>(image.height);
-  if (image.width < 1 || image.height < 1 || raw_bytes > INT32_MAX ||
-      image.pixels.size() != static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height)) {
-    qgan::detail::throw_error("PNG encoder: cannot encode a ", image.width, "x", image.height, " image of ",
-                              image.pixels.size(), " pixels");
+  if (image.width < 1 || image.height < 1) {
+    qgan::detail::throw_error("PNG encoder: cannot encode an empty image (", image.width, "x", image.height, ")");
+  }
+  if (image.pixels.size() != static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height)) {
+    qgan::detail::throw_error("PNG encoder: a ", image.width, "x", image.height, " image holds ", image.pixels.size(),
+                              " pixels, not ", static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height));
   }
   const int rows_per_band = png_band_rows(image.width, band_bytes);
   const std::size_t band_count = static_cast<std::size_t>((image.height + rows_per_band - 1) / rows_per_band);

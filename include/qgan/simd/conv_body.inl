@@ -678,7 +678,8 @@ struct conv_kernels {
         case 5: f32_dot_positions<5>(t); return;
         case 6: f32_dot_positions<6>(t); return;
         case 7: f32_dot_positions<7>(t); return;
-        default: f32_dot_positions<8>(t); return;
+        case 8: f32_dot_positions<8>(t); return;
+        default: conv_ref::f32_dot_tile_ref<Arch>(t); return;  // outside the contract: no fixed-size path
       }
     }
   }

@@ -468,11 +468,12 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         if (codes.size() < per_block) codes.resize(per_block);
         kernels.codec.unpack(l.weights.codes.data(), task * per_block, per_block, l.weights.bits, codes.data());
         const std::size_t levels = std::size_t{1} << l.weights.bits;
-        const std::size_t dot_output_floats = l.taps * simd::dot_padded_channels(l.group_in);
+        const std::size_t padded = simd::dot_padded_channels(l.group_in), dot_output_floats = l.taps * padded;
         for (std::size_t i = 0; i < per_block; ++i) {
           const std::size_t local = dot_tiles ? i / dot_output_floats : b * simd::tile_lanes + i % simd::tile_lanes;
           const std::size_t o = std::min(g * l.group_out + local, l.geometry.out_channels - 1);
-          decoded[i] = l.weights.floats[o * levels + codes[i]];
+          // A dot tile's padding channels are zeros, as its contract says (not level 0).
+          decoded[i] = dot_tiles && i % padded >= l.group_in ? 0.0f : l.weights.floats[o * levels + codes[i]];
         }
       }
       weights = decoded.data();

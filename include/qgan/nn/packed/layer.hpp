@@ -124,8 +124,13 @@ QGAN_BEGIN_FUNCTIONS
 
 /// fp32 path: fewer than 16 outputs per group run dot tiles (a channel tile would fill as
 /// few of its 16 lanes; the generator's last layer, one output, ran at a sixteenth of the
-/// rate of the others), their weights [group][output][tap][padded channel].
-inline bool fp32_dot_tiles(const layer& l) noexcept { return l.group_out < simd::tile_lanes; }
+/// rate of the others), their weights [group][output][tap][padded channel], where that is
+/// less work: a dot tile costs a vector step per output and 16 padded channels, a channel
+/// tile one per channel (8 outputs of 1 input channel stay in channel tiles).
+inline bool fp32_dot_tiles(const layer& l) noexcept {
+  return l.group_out < simd::tile_lanes &&
+         l.group_out * simd::dot_padded_channels(l.group_in) < simd::tile_lanes * l.group_in;
+}
 
 /// fp32 path: weights (floats or codes) of one group's block of up to 16 outputs.
 inline std::size_t fp32_block_size(const layer& l) noexcept {
