@@ -167,7 +167,7 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
     std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
     for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * 16, ref_ptrs[p] = ref_out.data() + p * 16;
     f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
-                          scale.data(), beta.data(), bias.data(), lanes, simd_ptrs.data(), round % 2 == 0};
+                          scale.data(), beta.data(), bias.data(), lanes, simd_ptrs.data(), round % 2 == 0, 0};
     kernels.conv.f32_channel(tile);
     tile.outputs = ref_ptrs.data();
     conv_ref::f32_channel_tile_ref(tile);
@@ -216,8 +216,8 @@ inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
     std::vector<float> simd_out(positions * outputs, -7.0f), ref_out(positions * outputs, -7.0f);
     std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
     for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * outputs, ref_ptrs[p] = ref_out.data() + p * outputs;
-    f32_dot_tile tile{weights.data(), kernel_taps * padded, channels, taps.data(), taps.size(), inputs.data(), positions,
-                      input_sums.data(), scale.data(), beta.data(), bias.data(), outputs, simd_ptrs.data(), round % 2 == 0};
+    f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
+                          scale.data(), beta.data(), bias.data(), outputs, simd_ptrs.data(), round % 2 == 0, kernel_taps * padded};
     kernels.conv.f32_dot(tile);
     tile.outputs = ref_ptrs.data();
     conv_ref::f32_dot_tile_ref(tile);

@@ -610,8 +610,7 @@ struct conv_kernels {
       alignas(64) float sums[tile_lanes];
       for (std::size_t r = 0; r < R; ++r) acc[p * R + r].store_aligned(sums + r * batch::size);
       for (std::size_t o = 0; o < t.lanes; ++o) {
-        const float y = std::fma(t.scale[o], sums[o], std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
-        t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+        conv_ref::f32_store_output<Arch>(t, p, o, sums[o]);
       }
     }
   }
@@ -619,11 +618,11 @@ struct conv_kernels {
   // P positions of one output, each position's 16 partial sums in 16 / lanes registers:
   // P independent chains of additions, so the loop waits on throughput, not latency.
   template <std::size_t P>
-  static void f32_dot_positions(const f32_dot_tile& t) noexcept {
+  static void f32_dot_positions(const f32_channel_tile& t) noexcept {
     using batch = xsimd::batch<float, Arch>;
     constexpr std::size_t R = dot_partials / batch::size;
     const std::size_t padded = dot_padded_channels(t.channels), whole = t.channels / dot_partials * dot_partials;
-    for (std::size_t o = 0; o < t.output_count; ++o) {
+    for (std::size_t o = 0; o < t.lanes; ++o) {
       batch acc[P * R];
 #pragma GCC unroll 32
       for (std::size_t i = 0; i < P * R; ++i) acc[i] = batch(0.0f);
@@ -660,13 +659,12 @@ struct conv_kernels {
         alignas(64) float partial[dot_partials];
 #pragma GCC unroll 4
         for (std::size_t r = 0; r < R; ++r) acc[p * R + r].store_aligned(partial + r * batch::size);
-        const float y = std::fma(t.scale[o], conv_ref::dot_partials_sum<Arch>(partial), std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
-        t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+        conv_ref::f32_store_output<Arch>(t, p, o, conv_ref::dot_partials_sum<Arch>(partial));
       }
     }
   }
 
-  static void f32_dot(const f32_dot_tile& t) noexcept {
+  static void f32_dot(const f32_channel_tile& t) noexcept {
     if constexpr (xsimd::batch<float, Arch>::size > dot_partials || dot_partials % xsimd::batch<float, Arch>::size != 0) {
       conv_ref::f32_dot_tile_ref<Arch>(t);
     } else {

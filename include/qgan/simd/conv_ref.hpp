@@ -144,6 +144,14 @@ inline void tanh_ref(const float* in, float* out, std::size_t count) noexcept {
   for (std::size_t i = 0; i < count; ++i) out[i] = ::qgan::nn::packed::tanh_approx(in[i]);
 }
 
+/// An fp32 tile's epilogue for output o of position p, given its sum: one function for
+/// every set and both tile kinds, so the bits cannot drift apart.
+template <class Tag = void>
+inline void f32_store_output(const f32_channel_tile& t, std::size_t p, std::size_t o, float sum) noexcept {
+  const float y = std::fma(t.scale[o], sum, std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
+  t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+}
+
 template <class Tag = void>
 inline void f32_channel_tile_ref(const f32_channel_tile& t) noexcept {
   float acc[tile_positions][tile_lanes] = {};
@@ -160,10 +168,7 @@ inline void f32_channel_tile_ref(const f32_channel_tile& t) noexcept {
     }
   }
   for (std::size_t p = 0; p < t.positions; ++p) {
-    for (std::size_t o = 0; o < t.lanes; ++o) {
-      const float y = std::fma(t.scale[o], acc[p][o], std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
-      t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
-    }
+    for (std::size_t o = 0; o < t.lanes; ++o) f32_store_output<Tag>(t, p, o, acc[p][o]);
   }
 }
 
@@ -177,9 +182,9 @@ inline float dot_partials_sum(float* partial) noexcept {
 }
 
 template <class Tag = void>
-inline void f32_dot_tile_ref(const f32_dot_tile& t) noexcept {
+inline void f32_dot_tile_ref(const f32_channel_tile& t) noexcept {
   const std::size_t padded = dot_padded_channels(t.channels);
-  for (std::size_t o = 0; o < t.output_count; ++o) {
+  for (std::size_t o = 0; o < t.lanes; ++o) {
     for (std::size_t p = 0; p < t.positions; ++p) {
       float partial[dot_partials] = {};
       for (std::size_t tap = 0; tap < t.tap_count; ++tap) {
@@ -190,8 +195,7 @@ inline void f32_dot_tile_ref(const f32_dot_tile& t) noexcept {
           partial[c % dot_partials] = partial[c % dot_partials] + product;
         }
       }
-      const float y = std::fma(t.scale[o], dot_partials_sum<Tag>(partial), std::fma(t.beta_scale[o], t.input_sums[p], t.bias[o]));
-      t.outputs[p][o] = t.relu && y < 0.0f ? 0.0f : y;
+      f32_store_output<Tag>(t, p, o, dot_partials_sum<Tag>(partial));
     }
   }
 }

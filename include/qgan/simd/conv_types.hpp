@@ -103,48 +103,34 @@ struct a8_row_tile {
   tile_output output;
 };
 
-/// An fp32 channel-vector tile: decoded weights [tap][channel][16], activations float
-/// channel-last.
-struct f32_channel_tile {
-  const float* weights;
-  std::size_t channels;
-  const std::uint16_t* taps;
-  std::size_t tap_count;
-  const float* const* inputs;         ///< [tap][position]
-  std::size_t positions;
-  const float* input_sums;            ///< [position] sum of the inputs it reads
-  const float* scale;                 ///< [16]: y = fma(scale, sum, fma(beta_scale, input_sum, bias))
-  const float* beta_scale;            ///< [16]
-  const float* bias;                  ///< [16]
-  std::size_t lanes;
-  float* const* outputs;              ///< [position]
-  bool relu;
-};
-
 /// Floats per chunk of an fp32 dot tile's reduction, the partial sums it keeps.
 inline constexpr std::size_t dot_partials = 16;
 
-/// An fp32 dot tile, for layers with fewer than 16 outputs per group (a channel tile would
-/// fill as few of its 16 lanes): each output of each position is a dot product over the
-/// channels of every tap, kept in 16 partial sums (channel c goes to partial c % 16; the
-/// channels are padded with zeros to a multiple of 16), which are then added pairwise
-/// (j + 8 into j, then j + 4, j + 2, j + 1). Instruction sets of 4, 8 or 16 lanes add in
-/// that one order, so every set gives the same bits.
-struct f32_dot_tile {
-  const float* weights;               ///< [output][kernel tap][padded channel]
-  std::size_t output_stride;          ///< floats from one output's weights to the next's
+/// An fp32 tile, activations float channel-last, up to tile_positions positions. Run as
+/// - a channel tile (conv_table::f32_channel): decoded weights [tap][channel][16], the
+///   `lanes` live outputs of a 16-output block in the lanes;
+/// - a dot tile (conv_table::f32_dot), for layers with fewer than 16 outputs per group (a
+///   channel tile would fill as few of its lanes): weights [output][kernel tap][padded
+///   channel], each output of each position a dot product over the channels of every tap,
+///   kept in 16 partial sums (channel c goes to partial c % 16; the channels are padded
+///   with zeros to a multiple of 16) that are then added pairwise (j + 8 into j, then
+///   j + 4, j + 2, j + 1). Instruction sets of 4, 8 or 16 lanes add in that one order, so
+///   every set gives the same bits.
+struct f32_channel_tile {
+  const float* weights;
   std::size_t channels;               ///< channels an input pixel brings
   const std::uint16_t* taps;
   std::size_t tap_count;
   const float* const* inputs;         ///< [tap][position]: the pixel's first channel
-  std::size_t positions;              ///< 1..tile_positions
+  std::size_t positions;
   const float* input_sums;            ///< [position] sum of the inputs it reads
   const float* scale;                 ///< [output]: y = fma(scale, sum, fma(beta_scale, input_sum, bias))
   const float* beta_scale;            ///< [output]
   const float* bias;                  ///< [output]
-  std::size_t output_count;           ///< 1..15
+  std::size_t lanes;                  ///< live outputs (a dot tile: 1..15)
   float* const* outputs;              ///< [position]: output 0 of the position
   bool relu;
+  std::size_t output_stride;          ///< dot tiles: floats from one output's weights to the next's
 };
 
 /// Channels padded to whole chunks of an fp32 dot tile.

@@ -46,7 +46,7 @@ struct conv_table {
   void (*a8_channel)(const a8_channel_tile& tile) noexcept;
   void (*a8_row)(const a8_row_tile& tile) noexcept;
   void (*f32_channel)(const f32_channel_tile& tile) noexcept;
-  void (*f32_dot)(const f32_dot_tile& tile) noexcept;
+  void (*f32_dot)(const f32_channel_tile& tile) noexcept;
   /// out[i] = nn::packed::tanh_approx(in[i]) (the generators' last activation); out may
   /// be in (each register is read before it is written).
   void (*tanh)(const float* in, float* out, std::size_t count) noexcept;

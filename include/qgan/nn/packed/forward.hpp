@@ -440,13 +440,11 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   const std::size_t per_block = detail::fp32_block_size(l);
   const bool dot_tiles = detail::fp32_dot_tiles(l);
   // A task per block of 16 outputs and, where blocks are fewer than twice the threads (the
-  // last layer has one), per share of the tiles, so every thread has work. Each output is
-  // still one tile's: the split changes no bit.
+  // last layer has one), per share of the tiles (about four tasks per thread), so every
+  // thread has work. Each output is still one tile's: the split changes no bit.
   const std::size_t block_tasks = groups * l.blocks, threads = static_cast<std::size_t>(pool.threads());
   const std::size_t tile_shares =
-      threads > 1 && block_tasks < 2 * threads
-          ? std::min(tiles.tiles.size(), (2 * threads * 2 + block_tasks - 1) / block_tasks)
-          : 1;
+      threads > 1 && block_tasks < 2 * threads ? std::min(tiles.tiles.size(), (4 * threads + block_tasks - 1) / block_tasks) : 1;
   pool.run(block_tasks * tile_shares, [&](std::size_t share_task) {
     const std::size_t task = share_task / tile_shares, share = share_task % tile_shares;
     const std::size_t g = task / l.blocks, b = task % l.blocks;
@@ -503,24 +501,6 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         outputs[p] = out.data.data() + (image[p] * out_pixels + out_pixel[p]) * l.geometry.out_channels +
                      g * l.group_out + b * simd::tile_lanes;
       }
-      if (dot_tiles) {
-        const simd::f32_dot_tile args{weights,
-                                      l.taps * simd::dot_padded_channels(l.group_in),
-                                      l.group_in,
-                                      taps,
-                                      tap_count,
-                                      inputs.data(),
-                                      positions,
-                                      input_sums.data(),
-                                      terms.alpha_scale.data() + first_term,
-                                      terms.beta_scale.data() + first_term,
-                                      terms.bias.data() + first_term,
-                                      l.group_out,
-                                      outputs.data(),
-                                      relu};
-        kernels.conv.f32_dot(args);
-        continue;
-      }
       const simd::f32_channel_tile args{weights,
                                         l.group_in,
                                         taps,
@@ -533,8 +513,9 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
                                         terms.bias.data() + first_term,
                                         std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes),
                                         outputs.data(),
-                                        relu};
-      kernels.conv.f32_channel(args);
+                                        relu,
+                                        l.taps * simd::dot_padded_channels(l.group_in)};
+      (dot_tiles ? kernels.conv.f32_dot : kernels.conv.f32_channel)(args);
     }
   });
 }
