@@ -161,6 +161,20 @@ TEST_CASE("Noise bands stb stores in several blocks join too", "[dcgan][images][
   CHECK(layout.chunk_types.size() == static_cast<std::size_t>(2 + (400 + 237) / 238));
 }
 
+TEST_CASE("Bands larger than stb's arena chunks, and many bands on one thread", "[dcgan][images][png]") {
+  // stb's blocks come from a per-thread arena of 1 MiB chunks, reset after each call: a
+  // 3 MB band of noise needs blocks larger than a chunk (its stored output), and the
+  // smaller bands that follow on the same thread reuse the chunks it left.
+  std::mt19937 random(13);
+  const dcgan::gray_image noise = make_image(1000, 3000, content::noise, random);
+  check_png(noise, dcgan::encode_png(noise, {}, std::size_t{3} << 20));
+  const dcgan::gray_image mixed = make_image(1000, 3000, content::noise_bands, random);
+  for (const std::size_t band_bytes : {std::size_t{3} << 20, std::size_t{1} << 15, std::size_t{1} << 21}) {
+    INFO("bands of " << band_bytes << " bytes");
+    check_png(mixed, dcgan::encode_png(mixed, {}, band_bytes));
+  }
+}
+
 TEST_CASE("PNG encoding refuses an image it cannot hold", "[dcgan][images][png]") {
   CHECK_THROWS_WITH(dcgan::encode_png(dcgan::gray_image(0, 5, 0)), Catch::Contains("empty image") && Catch::Contains("0x5"));
   dcgan::gray_image short_of_pixels(4, 4, 0);

@@ -21,23 +21,16 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dcgan/images.hpp"
+#include "dcgan/stb_zlib.hpp"
 #include "qgan/core/error.hpp"
 
 namespace dcgan {
-namespace detail {
-// stb's, from stb_image_write_impl.cpp
-unsigned char* stb_zlib_compress(unsigned char* data, int length, int* compressed_length, int level);
-std::uint32_t png_crc32(const unsigned char* bytes, std::size_t size);
-}  // namespace detail
-
 namespace {
 
 constexpr int png_deflate_level = 5;
@@ -196,19 +189,16 @@ compressed_band compress_band(const gray_image& image, int first, int last, bool
     row[0] = 0;
     std::memcpy(row + 1, image.pixels.data() + width * static_cast<std::size_t>(y), width);
   }
-  int zlib_length = 0;
-  const std::unique_ptr<unsigned char, decltype(&std::free)> zlib(
-      detail::stb_zlib_compress(raw.data(), static_cast<int>(raw.size()), &zlib_length, png_deflate_level), &std::free);
-  if (!zlib) stream_error("is missing: stb could not allocate its buffers");
-  if (zlib_length < 7) stream_error("is " + std::to_string(zlib_length) + " bytes, shorter than a zlib stream");
-  const std::span<const std::uint8_t> deflate(zlib.get() + 2, static_cast<std::size_t>(zlib_length) - 6);
+  const std::vector<std::uint8_t> zlib = detail::stb_zlib_compress(raw, png_deflate_level);
+  if (zlib.size() < 7) stream_error("is " + std::to_string(zlib.size()) + " bytes, shorter than a zlib stream");
+  const std::span<const std::uint8_t> deflate(zlib.data() + 2, zlib.size() - 6);
 
   compressed_band band;
   band.raw_length = raw.size();
-  band.adler = read_be32(zlib.get() + zlib_length - 4);
+  band.adler = read_be32(zlib.data() + zlib.size() - 4);
   band.chunk = start_chunk("IDAT");
   band.chunk.reserve(8 + 2 + deflate.size() + 9);
-  if (is_first) band.chunk.insert(band.chunk.end(), zlib.get(), zlib.get() + 2);
+  if (is_first) band.chunk.insert(band.chunk.end(), zlib.begin(), zlib.begin() + 2);
   const std::size_t start = band.chunk.size();
   band.chunk.insert(band.chunk.end(), deflate.begin(), deflate.end());
   if (is_last) return band;
