@@ -43,30 +43,58 @@ run_tool() {
   env "${env_set[@]}" $emulator "${binary:-$qgan}" "$@"
 }
 
-status=0
-for config in "G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-channel" "G lloyd 2 --per-channel" \
-              "G em 4" "G em+ 1" "G log 3 --per-channel" "G tanh 2 --per-channel" \
-              "subnormal em+ 4 --per-channel" "subnormal lloyd 2"; do
-  read -r model method bits grain <<< "$config"
+configs=("G em 2 --per-channel" "G em+ 2 --per-channel" "G minmax 3 --per-channel" "G lloyd 2 --per-channel"
+         "G em 4" "G em+ 1" "G log 3 --per-channel" "G tanh 2 --per-channel"
+         "subnormal em+ 4 --per-channel" "subnormal lloyd 2")
+# quantize CONFIG_INDEX RUNNER THREADS OUT
+quantize() {
+  local model method bits grain model_file
+  read -r model method bits grain <<< "${configs[$1]}"
   model_file=$input
   [ "$model" = subnormal ] && model_file=$subnormal
+  # shellcheck disable=SC2086  # grain is empty or one flag
+  run_tool "$2" quantize "$model_file" -o "$4" --method "$method" --bits "$bits" ${grain:-} --arch dcgan \
+    --threads "$3" >/dev/null
+}
+# describe CONFIG_INDEX LABEL THREADS DIGEST
+describe() {
+  local model method bits grain
+  read -r model method bits grain <<< "${configs[$1]}"
+  printf "%-9s %-7s %d bits %-13s %-26s threads %d: %s\n" "$model" "$method" "$bits" "${grain:---per-tensor}" "$2" "$3" "$4"
+}
+
+# The aarch64 runs are the longest (Lloyd-Max fits one tensor per thread under qemu: a
+# core for 15 s and more): they go in the background, one after another, beside everything else, and
+# are compared at the end.
+arm_runner=""
+x86_runners=()
+for runner in "${runners[@]}"; do
+  if [[ $runner == aarch64:* ]]; then arm_runner=$runner; else x86_runners+=("$runner"); fi
+done
+arm_pid=""
+if [ -n "$arm_runner" ]; then
+  (for i in "${!configs[@]}"; do quantize "$i" "$arm_runner" 2 "$work/arm_$i.qgan"; done) &
+  arm_pid=$!
+fi
+
+status=0
+references=()
+for i in "${!configs[@]}"; do
   reference=""
-  for runner in "${runners[@]}"; do
+  for runner in "${x86_runners[@]}"; do
     IFS=: read -r label emulator _ <<< "$runner"
     # Thread counts are compared natively; emulated runs (10-50x slower) take one.
     thread_counts=(1 2)
     [ -n "$emulator" ] && thread_counts=(2)
     for threads in "${thread_counts[@]}"; do
-      out="$work/out.qgan"
-      # shellcheck disable=SC2086  # grain is empty or one flag
-      run_tool "$runner" quantize "$model_file" -o "$out" --method "$method" --bits "$bits" \
-        ${grain:-} --arch dcgan --threads "$threads" >/dev/null
-      digest=$(sha256sum "$out" | cut -c1-16)
-      printf "%-9s %-7s %d bits %-13s %-26s threads %d: %s\n" "$model" "$method" "$bits" "${grain:---per-tensor}" "$label" "$threads" "$digest"
+      quantize "$i" "$runner" "$threads" "$work/out.qgan"
+      digest=$(sha256sum "$work/out.qgan" | cut -c1-16)
+      describe "$i" "$label" "$threads" "$digest"
       if [ -z "$reference" ]; then reference=$digest
       elif [ "$digest" != "$reference" ]; then echo "DIFFERS from $reference"; status=1; fi
     done
   done
+  references[i]=$reference
 done
 
 # Images: qgan sample through the packed layers must give the same floats on every runner:
@@ -106,4 +134,14 @@ for config in "$work/w2a8.qgan int8" "$work/l3.qgan fp32" "$input fp32"; do
     elif [ "$digest" != "$reference" ]; then echo "DIFFERS from $reference"; status=1; fi
   done
 done
+# The aarch64 quantize runs, started at the top.
+if [ -n "$arm_pid" ]; then
+  if ! wait "$arm_pid"; then echo "an aarch64 quantize run FAILED"; status=1; fi
+  for i in "${!configs[@]}"; do
+    [ -s "$work/arm_$i.qgan" ] || continue
+    digest=$(sha256sum "$work/arm_$i.qgan" | cut -c1-16)
+    describe "$i" aarch64 2 "$digest"
+    if [ "$digest" != "${references[i]}" ]; then echo "DIFFERS from ${references[i]}"; status=1; fi
+  done
+fi
 exit "$status"
