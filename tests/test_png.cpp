@@ -147,8 +147,18 @@ TEST_CASE("A large grid's PNG is cut into bands of about png_band_bytes", "[dcga
   const dcgan::gray_image image = make_image(274, 4000, content::noise_bands, random);
   const int rows = dcgan::png_band_rows(274);
   CHECK(rows == static_cast<int>(dcgan::png_band_bytes / 275));
-  const png_layout layout = check_png(image, dcgan::encode_png(image));
+  const std::vector<std::byte> png = dcgan::encode_png(image);
+  const png_layout layout = check_png(image, png);
   CHECK(layout.chunk_types.size() == static_cast<std::size_t>(2 + (4000 + rows - 1) / rows));
+  // Streamed to a sink: the signature, then one piece per chunk, the same bytes in order.
+  std::vector<std::byte> streamed;
+  std::size_t pieces = 0;
+  dcgan::encode_png(image, {}, [&](std::span<const std::byte> bytes) {
+    streamed.insert(streamed.end(), bytes.begin(), bytes.end());
+    ++pieces;
+  });
+  CHECK(pieces == 1 + layout.chunk_types.size());
+  CHECK(streamed == png);
 }
 
 TEST_CASE("Noise bands stb stores in several blocks join too", "[dcgan][images][png]") {

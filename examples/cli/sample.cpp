@@ -143,9 +143,9 @@ int command_sample(std::span<const std::string> args, const context& ctx) {
       bar.update(first + count);
     }, 64);
   }
-  png.write(dcgan::encode_png(grid->image(), [&G](std::size_t count, const std::function<void(std::size_t)>& task) {
-    G.parallel_for(count, task);
-  }));
+  dcgan::encode_png(
+      grid->image(), [&G](std::size_t count, const std::function<void(std::size_t)>& task) { G.parallel_for(count, task); },
+      [&png](std::span<const std::byte> bytes) { png.write(bytes); });
   if (raw) raw->write(std::as_bytes(std::span<const float>(raw_values)));
   qgan::io::commit_together({&png, raw ? &*raw : nullptr});
   ctx.out << "wrote " << output.string() << ": " << *n << " images from "

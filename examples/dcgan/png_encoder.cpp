@@ -227,12 +227,6 @@ compressed_band compress_band(const gray_image& image, int first, int last, bool
   return band;
 }
 
-void append_bytes(std::vector<std::byte>& png, std::span<const std::uint8_t> bytes) {
-  const std::size_t at = png.size();
-  png.resize(at + bytes.size());
-  std::memcpy(png.data() + at, bytes.data(), bytes.size());
-}
-
 }  // namespace
 
 int png_band_rows(int width, std::size_t band_bytes) {
@@ -244,7 +238,7 @@ int png_band_rows(int width, std::size_t band_bytes) {
   return static_cast<int>(std::clamp<std::size_t>(band_bytes / row_bytes, 1, png_max_band_bytes / row_bytes));
 }
 
-std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner& run, std::size_t band_bytes) {
+void encode_png(const gray_image& image, const parallel_runner& run, const png_sink& sink, std::size_t band_bytes) {
   if (image.width < 1 || image.height < 1) {
     qgan::detail::throw_error("PNG encoder: cannot encode an empty image (", image.width, "x", image.height, ")");
   }
@@ -276,17 +270,20 @@ std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner
   finish_chunk(header);
   std::vector<std::uint8_t> end = start_chunk("IEND");
   finish_chunk(end);
-  std::size_t png_bytes = 8 + header.size() + end.size();
-  for (const compressed_band& band : bands) png_bytes += band.chunk.size();
-  std::vector<std::byte> png;
-  png.reserve(png_bytes);
-  append_bytes(png, std::array<std::uint8_t, 8>{137, 80, 78, 71, 13, 10, 26, 10});
-  append_bytes(png, header);
+  const auto emit = [&sink](std::span<const std::uint8_t> bytes) { sink(std::as_bytes(bytes)); };
+  emit(std::array<std::uint8_t, 8>{137, 80, 78, 71, 13, 10, 26, 10});
+  emit(header);
   for (compressed_band& band : bands) {
-    append_bytes(png, band.chunk);
-    band.chunk = {};  // the PNG's pages fill as the bands' are freed: one copy in memory
+    emit(band.chunk);
+    band.chunk = {};
   }
-  append_bytes(png, end);
+  emit(end);
+}
+
+std::vector<std::byte> encode_png(const gray_image& image, const parallel_runner& run, std::size_t band_bytes) {
+  std::vector<std::byte> png;
+  encode_png(image, run, [&png](std::span<const std::byte> bytes) { png.insert(png.end(), bytes.begin(), bytes.end()); },
+             band_bytes);
   return png;
 }
 
