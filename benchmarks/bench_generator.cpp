@@ -135,6 +135,11 @@ int main(int argc, char** argv) {
     ranges.push_back(dcgan::calibrate_ranges(g, 1024, calibration_seed));
   }
   std::printf("kernels: %s\n", qgan::simd::dispatched_kernel_set().name);
+#ifndef QGAN_HAVE_ONEDNN
+  // Without it the tables lose their bar without a word: say so where a reader looks first.
+  std::printf("oneDNN: not built (libdnnl-dev was not found when this build was configured); "
+              "no oneDNN rows, no ratios\n");
+#endif
 
   // Quality of every engine on the evaluation latents (seed 0, as qgan eval).
   std::optional<dcgan::reference_assets> assets;
