@@ -21,6 +21,31 @@
 
 namespace qgan::test {
 
+// A tile's taps: each of the kernel's taps kept with probability 3/4 (possibly none).
+template <class Uniform>
+std::vector<std::uint16_t> random_taps(std::size_t kernel_taps, Uniform& uniform) {
+  std::vector<std::uint16_t> taps;
+  for (std::size_t t = 0; t < kernel_taps; ++t) {
+    if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
+  }
+  return taps;
+}
+
+// Runs an fp32 tile through a kernel and through its reference, each into its own
+// `positions` x `stride` floats (filled with -7 first), and requires the same bits.
+using f32_tile_function = void (*)(const qgan::simd::f32_channel_tile&) noexcept;
+inline void require_same_f32_tile(qgan::simd::f32_channel_tile tile, std::size_t stride, f32_tile_function kernel,
+                                  f32_tile_function reference) {
+  std::vector<float> simd_out(tile.positions * stride, -7.0f), ref_out(tile.positions * stride, -7.0f);
+  std::vector<float*> simd_ptrs(tile.positions), ref_ptrs(tile.positions);
+  for (std::size_t p = 0; p < tile.positions; ++p) simd_ptrs[p] = simd_out.data() + p * stride, ref_ptrs[p] = ref_out.data() + p * stride;
+  tile.outputs = simd_ptrs.data();
+  kernel(tile);
+  tile.outputs = ref_ptrs.data();
+  reference(tile);
+  REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), simd_out.size() * sizeof(float)) == 0);
+}
+
 inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
   using namespace qgan::simd;
   std::mt19937 rng(7);
@@ -36,10 +61,7 @@ inline void check_a8_channel_tiles(const qgan::simd::kernel_set& kernels) {
     const std::size_t block_bytes = kernel_taps * tap_bytes + 64 * static_cast<std::size_t>(uniform(0, 1));
     std::vector<std::uint8_t> weights(blocks * block_bytes);
     for (auto& b : weights) b = static_cast<std::uint8_t>(uniform(0, 255));
-    std::vector<std::uint16_t> taps;
-    for (std::size_t t = 0; t < kernel_taps; ++t) {
-      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
-    }
+    const std::vector<std::uint16_t> taps = random_taps(kernel_taps, uniform);
     std::vector<std::uint8_t> pixels(positions * taps.size() * (vectors * 4 + 8) + 64);
     for (auto& b : pixels) b = static_cast<std::uint8_t>(uniform(0, 255));
     std::vector<const std::uint8_t*> inputs(std::max<std::size_t>(taps.size(), 1) * positions, pixels.data());
@@ -151,10 +173,7 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
     const auto kernel_taps = static_cast<std::size_t>(uniform(1, 5));
     std::vector<float> weights(kernel_taps * channels * 16);
     for (auto& w : weights) w = normal(rng);
-    std::vector<std::uint16_t> taps;
-    for (std::size_t t = 0; t < kernel_taps; ++t) {
-      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
-    }
+    const std::vector<std::uint16_t> taps = random_taps(kernel_taps, uniform);
     std::vector<float> x(std::max<std::size_t>(taps.size(), 1) * positions * channels);
     for (auto& v : x) v = normal(rng);
     std::vector<const float*> inputs(std::max<std::size_t>(taps.size(), 1) * positions);
@@ -163,16 +182,10 @@ inline void check_f32_channel_tiles(const qgan::simd::kernel_set& kernels) {
     for (auto* v : {&input_sums, &scale, &beta, &bias}) {
       for (auto& f : *v) f = normal(rng);
     }
-    std::vector<float> simd_out(positions * 16, -7.0f), ref_out(positions * 16, -7.0f);
-    std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
-    for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * 16, ref_ptrs[p] = ref_out.data() + p * 16;
-    f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
-                          scale.data(), beta.data(), bias.data(), lanes, simd_ptrs.data(), round % 2 == 0, 0};
-    kernels.conv.f32_channel(tile);
-    tile.outputs = ref_ptrs.data();
-    conv_ref::f32_channel_tile_ref(tile);
+    const f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
+                                scale.data(), beta.data(), bias.data(), lanes, nullptr, round % 2 == 0, 0};
     INFO("set " << kernels.name << ", round " << round << ", positions " << positions << ", channels " << channels);
-    REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), simd_out.size() * sizeof(float)) == 0);
+    require_same_f32_tile(tile, 16, kernels.conv.f32_channel, conv_ref::f32_channel_tile_ref);
   }
 }
 
@@ -195,10 +208,7 @@ inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
     for (std::size_t i = 0; i < weights.size(); ++i) {
       if (i % padded < channels) weights[i] = normal(rng);
     }
-    std::vector<std::uint16_t> taps;
-    for (std::size_t t = 0; t < kernel_taps; ++t) {
-      if (uniform(0, 3) != 0) taps.push_back(static_cast<std::uint16_t>(t));
-    }
+    const std::vector<std::uint16_t> taps = random_taps(kernel_taps, uniform);
     std::vector<std::vector<float>> x(std::max<std::size_t>(taps.size(), 1) * positions, std::vector<float>(channels));
     for (auto& pixel : x) {
       for (auto& v : pixel) {
@@ -213,17 +223,11 @@ inline void check_f32_dot_tiles(const qgan::simd::kernel_set& kernels) {
     for (auto* v : {&input_sums, &scale, &beta, &bias}) {
       for (auto& f : *v) f = normal(rng);
     }
-    std::vector<float> simd_out(positions * outputs, -7.0f), ref_out(positions * outputs, -7.0f);
-    std::vector<float*> simd_ptrs(positions), ref_ptrs(positions);
-    for (std::size_t p = 0; p < positions; ++p) simd_ptrs[p] = simd_out.data() + p * outputs, ref_ptrs[p] = ref_out.data() + p * outputs;
-    f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
-                          scale.data(), beta.data(), bias.data(), outputs, simd_ptrs.data(), round % 2 == 0, kernel_taps * padded};
-    kernels.conv.f32_dot(tile);
-    tile.outputs = ref_ptrs.data();
-    conv_ref::f32_dot_tile_ref(tile);
+    const f32_channel_tile tile{weights.data(), channels, taps.data(), taps.size(), inputs.data(), positions, input_sums.data(),
+                                scale.data(), beta.data(), bias.data(), outputs, nullptr, round % 2 == 0, kernel_taps * padded};
     INFO("set " << kernels.name << ", round " << round << ", positions " << positions << ", outputs " << outputs
                 << ", channels " << channels << ", taps " << taps.size());
-    REQUIRE(std::memcmp(simd_out.data(), ref_out.data(), simd_out.size() * sizeof(float)) == 0);
+    require_same_f32_tile(tile, outputs, kernels.conv.f32_dot, conv_ref::f32_dot_tile_ref);
   }
 }
 
