@@ -64,8 +64,8 @@ describe() {
 }
 
 # The aarch64 runs are the longest (Lloyd-Max fits one tensor per thread under qemu: a
-# core for 15 s and more): they go in the background, one after another, beside everything else, and
-# are compared at the end.
+# core for 15 s and more): they go in the background, one after another, beside everything
+# else, and are compared at the end.
 arm_runner=""
 x86_runners=()
 for runner in "${runners[@]}"; do
@@ -140,7 +140,7 @@ if [ -n "$arm_pid" ]; then
   for i in "${!configs[@]}"; do
     [ -s "$work/arm_$i.qgan" ] || continue
     digest=$(sha256sum "$work/arm_$i.qgan" | cut -c1-16)
-    describe "$i" aarch64 2 "$digest"
+    describe "$i" "${arm_runner%%:*}" 2 "$digest"
     if [ "$digest" != "${references[i]}" ]; then echo "DIFFERS from ${references[i]}"; status=1; fi
   done
 fi

@@ -1,6 +1,6 @@
-// stb_image_write's implementation (PNG encoding for dcgan/images.cpp), compiled from
-// Debian's libstb-dev header instead of linked from libstb, which exists for the host
-// architecture only. Built without qgan's warnings (examples/CMakeLists.txt).
+// stb_image_write's implementation (its deflate and CRC, for dcgan/png_encoder.cpp),
+// compiled from Debian's libstb-dev header instead of linked from libstb, which exists for
+// the host architecture only. Built without qgan's warnings (examples/CMakeLists.txt).
 //
 // stb's deflate keeps a growing array per hash bucket (16,384 of them) and a growing
 // output, all through malloc/realloc/free: on a grid of samples a third of its time went
