@@ -439,6 +439,8 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
   const std::vector<float> zeros(l.group_in + 16, 0.0f);
   const std::size_t per_block = detail::fp32_block_size(l);
   const bool dot_tiles = detail::fp32_dot_tiles(l);
+  // A dot tile's channels padded to whole chunks, and the floats of one output's weights.
+  const std::size_t dot_channels = simd::dot_padded_channels(l.group_in), dot_output_floats = l.taps * dot_channels;
   // A task per block of 16 outputs and, where blocks are fewer than twice the threads (the
   // last layer has one), per share of the tiles (about four tasks per thread), so every
   // thread has work. Each output is still one tile's: the split changes no bit.
@@ -466,12 +468,11 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
         if (codes.size() < per_block) codes.resize(per_block);
         kernels.codec.unpack(l.weights.codes.data(), task * per_block, per_block, l.weights.bits, codes.data());
         const std::size_t levels = std::size_t{1} << l.weights.bits;
-        const std::size_t padded = simd::dot_padded_channels(l.group_in), dot_output_floats = l.taps * padded;
         for (std::size_t i = 0; i < per_block; ++i) {
           const std::size_t local = dot_tiles ? i / dot_output_floats : b * simd::tile_lanes + i % simd::tile_lanes;
           const std::size_t o = std::min(g * l.group_out + local, l.geometry.out_channels - 1);
           // A dot tile's padding channels are zeros, as its contract says (not level 0).
-          decoded[i] = dot_tiles && i % padded >= l.group_in ? 0.0f : l.weights.floats[o * levels + codes[i]];
+          decoded[i] = dot_tiles && i % dot_channels >= l.group_in ? 0.0f : l.weights.floats[o * levels + codes[i]];
         }
       }
       weights = decoded.data();
@@ -514,7 +515,7 @@ void forward(const layer& l, const f32_activations& in, f32_activations& out, bo
                                         std::min(simd::tile_lanes, l.group_out - b * simd::tile_lanes),
                                         outputs.data(),
                                         relu,
-                                        l.taps * simd::dot_padded_channels(l.group_in)};
+                                        dot_output_floats};
       (dot_tiles ? kernels.conv.f32_dot : kernels.conv.f32_channel)(args);
     }
   });
