@@ -26,7 +26,7 @@
 
 namespace {
 
-const std::string weights_dir = QGAN_DCGAN_WEIGHTS_DIR;
+const std::string reference_weights_dir = QGAN_DCGAN_WEIGHTS_DIR;
 const std::string data_dir = QGAN_TEST_DATA_DIR;
 
 dcgan::tensor4 golden4(const qgan::io::safetensors_file& file, const char* name) {
@@ -48,10 +48,10 @@ using qgan::test::matrix_of;
 }  // namespace
 
 TEST_CASE("DCGAN generator, discriminator and classifier match PyTorch's golden outputs", "[dcgan]") {
-  const auto golden = qgan::io::safetensors_file::open(weights_dir + "/golden.safetensors");
-  const dcgan::generator G(dcgan::load_weights(weights_dir + "/generator.safetensors"));
-  const dcgan::discriminator D(dcgan::load_weights(weights_dir + "/discriminator.safetensors"));
-  const dcgan::classifier C(dcgan::load_weights(weights_dir + "/classifier.safetensors"));
+  const auto golden = qgan::io::safetensors_file::open(reference_weights_dir + "/golden.safetensors");
+  const dcgan::generator G(dcgan::load_weights(reference_weights_dir + "/generator.safetensors"));
+  const dcgan::discriminator D(dcgan::load_weights(reference_weights_dir + "/discriminator.safetensors"));
+  const dcgan::classifier C(dcgan::load_weights(reference_weights_dir + "/classifier.safetensors"));
 
   const dcgan::tensor4 images = G(golden4(golden, "g.z"));
   const dcgan::tensor4 expected_images = golden4(golden, "g.out");
@@ -74,14 +74,14 @@ TEST_CASE("DCGAN generator, discriminator and classifier match PyTorch's golden 
 }
 
 TEST_CASE("A model file of the wrong network fails naming the tensor", "[dcgan]") {
-  const dcgan::weight_set classifier_weights = dcgan::load_weights(weights_dir + "/classifier.safetensors");
+  const dcgan::weight_set classifier_weights = dcgan::load_weights(reference_weights_dir + "/classifier.safetensors");
   CHECK_THROWS_WITH(dcgan::generator(classifier_weights), Catch::Contains("deconv1.weight") && Catch::Contains("missing"));
   CHECK_THROWS_WITH(dcgan::discriminator(classifier_weights), Catch::Contains("conv4.weight"));
-  CHECK_THROWS_WITH(dcgan::load_weights(weights_dir + "/no_such.safetensors"), Catch::Contains("no such file"));
+  CHECK_THROWS_WITH(dcgan::load_weights(reference_weights_dir + "/no_such.safetensors"), Catch::Contains("no such file"));
 }
 
 TEST_CASE("Running a generator in batches of no images is refused, not a loop without end", "[dcgan]") {
-  const dcgan::generator G(dcgan::load_weights(weights_dir + "/generator.safetensors"));
+  const dcgan::generator G(dcgan::load_weights(reference_weights_dir + "/generator.safetensors"));
   const std::vector<float> z = dcgan::normal_latents(2 * 100, 1);
   CHECK_THROWS_AS(dcgan::run_generator(G, z, 2, {}, 0), qgan::error);
   CHECK_THROWS_WITH(dcgan::run_generator(G, z, 2, {}, 0), Catch::Contains("batches of 0 images"));
@@ -94,7 +94,7 @@ TEST_CASE("FID-FMNIST of the shipped generator against the shipped test-set stat
   // scipy's sqrtm gives (make_metrics_golden.py). The metrics themselves: test_eval.cpp.
   const auto file = qgan::io::safetensors_file::open(data_dir + "/dcgan/metrics_golden.safetensors");
   const qgan::eval::frechet_reference test_set(dcgan::read_reference_gaussian(
-      qgan::io::safetensors_file::open(weights_dir + "/fid_reference.safetensors")));
+      qgan::io::safetensors_file::open(reference_weights_dir + "/fid_reference.safetensors")));
   CHECK(test_set.reference().mean.size() == dcgan::classifier::feature_dim);
   const double expected_generated = std::stod(file.metadata().at("fid_generated_vs_test_scipy"));
   const qgan::eval::gaussian generated = qgan::eval::gaussian_fit(matrix_of(file, "features_generated"));

@@ -14,7 +14,7 @@ namespace qgan_cli {
 
 namespace {
 
-constexpr const char* help =
+constexpr const char* calibrate_help =
     "usage: qgan calibrate MODEL.qgan --arch dcgan -o OUT.qgan [options]\n"
     "\n"
     "Runs the quantized generator in MODEL with fp32 activations on calibration latents\n"
@@ -35,7 +35,7 @@ constexpr const char* help =
 
 int command_calibrate(std::span<const std::string> args, const context& ctx) {
   const std::optional<parsed_args> maybe_parsed =
-      parse_command("calibrate", args, calibrate_option_specs, help, "MODEL", ctx);
+      parse_command("calibrate", args, calibrate_option_specs, calibrate_help, "MODEL", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);

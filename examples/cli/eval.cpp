@@ -15,7 +15,7 @@ namespace qgan_cli {
 
 namespace {
 
-constexpr const char* help =
+constexpr const char* eval_help =
     "usage: qgan eval MODEL --arch dcgan [options]\n"
     "\n"
     "Scores the generator in MODEL (.safetensors or .qgan) on N samples:\n"
@@ -43,7 +43,7 @@ constexpr const char* help =
 }  // namespace
 
 int command_eval(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("eval", args, eval_option_specs, help, "MODEL", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("eval", args, eval_option_specs, eval_help, "MODEL", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);

@@ -16,7 +16,7 @@ namespace qgan_cli {
 
 namespace {
 
-constexpr const char* help =
+constexpr const char* info_help =
     "usage: qgan info FILE\n"
     "\n"
     "Lists the tensors of a .safetensors or .qgan file: name, shape, dtype or bits and\n"
@@ -70,7 +70,7 @@ void print_metadata(std::ostream& out, const Map& metadata) {
 }  // namespace
 
 int command_info(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("info", args, {}, help, "FILE", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("info", args, {}, info_help, "FILE", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   const std::filesystem::path path = parsed.positionals[0];

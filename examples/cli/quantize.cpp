@@ -16,7 +16,7 @@ namespace qgan_cli {
 
 namespace {
 
-constexpr const char* help =
+constexpr const char* quantize_help =
     "usage: qgan quantize IN.safetensors -o OUT.qgan --method METHOD --bits K [options]\n"
     "\n"
     "Quantizes every floating-point tensor of rank >= 2 (conv and linear weights) and\n"
@@ -63,7 +63,7 @@ constexpr const char* help =
 }  // namespace
 
 int command_quantize(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("quantize", args, quantize_option_specs, help, "input file", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("quantize", args, quantize_option_specs, quantize_help, "input file", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   dcgan::quantize_settings settings;

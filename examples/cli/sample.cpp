@@ -21,7 +21,7 @@ namespace qgan_cli {
 
 namespace {
 
-constexpr const char* help =
+constexpr const char* sample_help =
     "usage: qgan sample MODEL --arch dcgan -o GRID.png [options]\n"
     "\n"
     "Runs the generator in MODEL (.safetensors or .qgan) on n latent vectors through\n"
@@ -79,7 +79,7 @@ std::vector<float> read_latents(const std::filesystem::path& path, std::size_t n
 }  // namespace
 
 int command_sample(std::span<const std::string> args, const context& ctx) {
-  const std::optional<parsed_args> maybe_parsed = parse_command("sample", args, sample_option_specs, help, "MODEL", ctx);
+  const std::optional<parsed_args> maybe_parsed = parse_command("sample", args, sample_option_specs, sample_help, "MODEL", ctx);
   if (!maybe_parsed) return 0;
   const parsed_args& parsed = *maybe_parsed;
   require_dcgan_arch(parsed);
