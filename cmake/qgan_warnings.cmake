@@ -23,3 +23,20 @@ function(qgan_target_settings target)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
+
+# Compiles `target` as `batches` unity batches of about equal size (sources marked
+# SKIP_UNITY_BUILD_INCLUSION beforehand stay alone): units of qgan's own targets spend most
+# of their time parsing and instantiating the same qgan, Eigen, Catch2 and json headers, so
+# a batch pays that once, and two batches still keep both of CI's cores busy.
+function(qgan_unity_batches target batches)
+  get_target_property(sources ${target} SOURCES)
+  set(batched 0)
+  foreach(source IN LISTS sources)
+    get_source_file_property(skip "${source}" SKIP_UNITY_BUILD_INCLUSION)
+    if(NOT skip)
+      math(EXPR batched "${batched} + 1")
+    endif()
+  endforeach()
+  math(EXPR batch_size "(${batched} + ${batches} - 1) / ${batches}")
+  set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE ${batch_size})
+endfunction()
