@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "test_matrices.hpp"
@@ -44,7 +45,28 @@ Eigen::MatrixXd softmax_rows(const Eigen::MatrixXd& logits) {
   return p;
 }
 
+template <class T>
+constexpr bool frechet_distance_takes = requires(const T& x) { ev::frechet_distance(x, x); };
+
 }  // namespace
+
+TEST_CASE("frechet_distance and frechet_reference take what plain functions of gaussian and Ref took", "[eval]") {
+  // They are templates only to defer Eigen's eigensolver (frechet.hpp says why): braced
+  // gaussians, blocks and maps of features must still convert, and other types must not.
+  const Eigen::MatrixXd a = random_features(40, 3, 1), b = random_features(50, 3, 2);
+  const ev::gaussian ga = ev::gaussian_fit(a), gb = ev::gaussian_fit(b);
+  const double expected = ev::frechet_distance(ga, gb);
+  CHECK(ev::frechet_distance({ga.mean, ga.covariance}, {gb.mean, gb.covariance}) == expected);
+  const Eigen::Map<const Eigen::MatrixXd> map_a(a.data(), a.rows(), a.cols());
+  CHECK(ev::frechet_distance(map_a, b.topRows(50)) == Approx(expected).epsilon(1e-12));
+  const ev::frechet_reference reference({gb.mean, gb.covariance});
+  CHECK(reference.distance({ga.mean, ga.covariance}) == Approx(expected).epsilon(1e-12));
+  CHECK(reference.distance(map_a) == Approx(expected).epsilon(1e-12));
+  static_assert(frechet_distance_takes<ev::gaussian> && frechet_distance_takes<Eigen::MatrixXd>);
+  static_assert(!frechet_distance_takes<int> && !frechet_distance_takes<Eigen::MatrixXf>);
+  static_assert(!std::is_constructible_v<ev::frechet_reference, Eigen::MatrixXd>);
+  static_assert(!std::is_convertible_v<ev::gaussian, ev::frechet_reference>);
+}
 
 TEST_CASE("Frechet distance and IS match scipy's sqrtm and train.py on the same features", "[eval]") {
   const auto file = qgan::io::safetensors_file::open(std::string(QGAN_TEST_DATA_DIR) + "/dcgan/metrics_golden.safetensors");

@@ -7,15 +7,23 @@
 // S S2 S with S = S1^(1/2): S1 S2 is not symmetric but is similar to it, so an exact
 // symmetric eigensolver applies (no scipy.linalg.sqrtm, no complex round-off). Eigenvalues
 // that round-off pushes below zero count as zero.
+//
+// The functions and frechet_reference's members that solve eigenvalue problems are
+// templates whose parameters default to the one type they take (`gaussian`,
+// `Eigen::MatrixXd`): a unit that includes this header (qgan/qgan.hpp does) without
+// calling them then never instantiates Eigen's eigensolver, which cost every such unit
+// about 5 s of compilation. Callers see ordinary functions.
 #pragma once
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 
+#include <concepts>
 #include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "qgan/core/error.hpp"
@@ -53,19 +61,21 @@ inline void require_same_dimension(const gaussian& a, const gaussian& b, const c
 
 /// Square root of a symmetric positive semi-definite matrix; eigenvalues that round-off
 /// pushed below zero count as zero.
-inline Eigen::MatrixXd psd_sqrt(const Eigen::MatrixXd& m) {
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(m);
+template <class Matrix>
+Matrix psd_sqrt(const Matrix& m) {
+  const Eigen::SelfAdjointEigenSolver<Matrix> solver(m);
   if (solver.info() != Eigen::Success) qgan::detail::throw_error("frechet_distance: eigen solver failed");
-  const Eigen::VectorXd roots = solver.eigenvalues().cwiseMax(0.0).cwiseSqrt();
+  const typename Eigen::SelfAdjointEigenSolver<Matrix>::RealVectorType roots = solver.eigenvalues().cwiseMax(0.0).cwiseSqrt();
   return solver.eigenvectors() * roots.asDiagonal() * solver.eigenvectors().transpose();
 }
 
 /// Tr sqrt(A B) for symmetric PSD A, B, given sqrt_a = A^(1/2): the eigenvalues of A B are
 /// those of the symmetric sqrt_a B sqrt_a (symmetrised against round-off).
-inline double trace_sqrt_product(const Eigen::MatrixXd& sqrt_a, const Eigen::MatrixXd& b) {
-  const Eigen::MatrixXd m = sqrt_a * b * sqrt_a;
-  const Eigen::MatrixXd symmetric = 0.5 * (m + m.transpose());
-  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(symmetric, Eigen::EigenvaluesOnly);
+template <class Matrix>
+double trace_sqrt_product(const Matrix& sqrt_a, const Matrix& b) {
+  const Matrix m = sqrt_a * b * sqrt_a;
+  const Matrix symmetric = 0.5 * (m + m.transpose());
+  const Eigen::SelfAdjointEigenSolver<Matrix> solver(symmetric, Eigen::EigenvaluesOnly);
   if (solver.info() != Eigen::Success) qgan::detail::throw_error("frechet_distance: eigen solver failed");
   return solver.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
 }
@@ -100,8 +110,10 @@ inline gaussian gaussian_fit(std::span<const double> features, std::size_t sampl
 }
 
 /// Squared Fréchet distance between two Gaussians of the same dimension (>= 0 up to
-/// round-off; symmetric up to round-off).
-inline double frechet_distance(const gaussian& a, const gaussian& b) {
+/// round-off; symmetric up to round-off). (A template only for the reason at the top.)
+template <class Gaussian = gaussian>
+  requires std::same_as<Gaussian, gaussian>
+double frechet_distance(const Gaussian& a, const Gaussian& b) {
   detail::require_valid(a, "frechet_distance", "first");
   detail::require_valid(b, "frechet_distance", "second");
   detail::require_same_dimension(a, b, "frechet_distance");
@@ -112,13 +124,16 @@ inline double frechet_distance(const gaussian& a, const gaussian& b) {
 
 /// Squared Fréchet distance between the Gaussian fits of two feature sets (rows = samples,
 /// same number of columns): frechet_distance(gaussian_fit(a), gaussian_fit(b)).
-inline double frechet_distance(const Eigen::Ref<const Eigen::MatrixXd>& features_a,
-                               const Eigen::Ref<const Eigen::MatrixXd>& features_b) {
+/// (Matrix is never deduced: the parameters take whatever converts to the Ref.)
+template <class Matrix = Eigen::MatrixXd>
+  requires std::same_as<Matrix, Eigen::MatrixXd>
+double frechet_distance(const std::type_identity_t<Eigen::Ref<const Matrix>>& features_a,
+                        const std::type_identity_t<Eigen::Ref<const Matrix>>& features_b) {
   if (features_a.cols() != features_b.cols()) {
     qgan::detail::throw_error("frechet_distance: feature dimensions ", features_a.cols(), " and ", features_b.cols(),
                               " differ");
   }
-  return frechet_distance(gaussian_fit(features_a), gaussian_fit(features_b));
+  return frechet_distance<gaussian>(gaussian_fit(features_a), gaussian_fit(features_b));
 }
 
 QGAN_END_FUNCTIONS
@@ -129,10 +144,15 @@ QGAN_END_FUNCTIONS
 /// up to round-off.
 class frechet_reference {
  public:
-  explicit frechet_reference(gaussian reference)
-      : reference_(validated(std::move(reference))), sqrt_covariance_(detail::psd_sqrt(reference_.covariance)) {}
+  template <class Gaussian = gaussian>
+    requires std::same_as<Gaussian, gaussian>
+  explicit frechet_reference(Gaussian reference)
+      : reference_(validated(std::move(reference))),
+        sqrt_covariance_(detail::psd_sqrt<decltype(reference.covariance)>(reference_.covariance)) {}
 
-  [[nodiscard]] double distance(const gaussian& g) const {
+  template <class Gaussian = gaussian>
+    requires std::same_as<Gaussian, gaussian>
+  [[nodiscard]] double distance(const Gaussian& g) const {
     detail::require_valid(g, "frechet_distance", "first");
     if (g.mean.size() != reference_.mean.size()) {
       qgan::detail::throw_error("frechet_distance: feature dimension ", g.mean.size(), ", the reference has ",
@@ -143,8 +163,10 @@ class frechet_reference {
   }
 
   /// distance(gaussian_fit(features)).
-  [[nodiscard]] double distance(const Eigen::Ref<const Eigen::MatrixXd>& features) const {
-    return distance(gaussian_fit(features));
+  template <class Matrix = Eigen::MatrixXd>
+    requires std::same_as<Matrix, Eigen::MatrixXd>
+  [[nodiscard]] double distance(const std::type_identity_t<Eigen::Ref<const Matrix>>& features) const {
+    return distance<gaussian>(gaussian_fit(features));
   }
 
   [[nodiscard]] const gaussian& reference() const { return reference_; }
