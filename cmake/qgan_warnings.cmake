@@ -21,7 +21,8 @@ function(qgan_target_settings target)
     # UBSan's pointer-overflow check is left out: it instruments every pointer step of
     # the unrolled kernels and Eigen's loops (half of clang's time on a kernel unit, a
     # third on a test unit), and an access past a buffer, the bug a wrong step leads to,
-    # is ASan's to report.
+    # is ASan's to report. The fuzz targets, where offsets come from untrusted files,
+    # keep the check (fuzz/CMakeLists.txt).
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize=pointer-overflow
                                              -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
