@@ -18,12 +18,7 @@ function(qgan_target_settings target)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
   if(QGAN_SANITIZE)
-    # UBSan's pointer-overflow check is left out: it instruments every pointer step of
-    # the unrolled kernels and Eigen's loops (half of clang's time on a kernel unit, a
-    # third on a test unit), and an access past a buffer, the bug a wrong step leads to,
-    # is ASan's to report. The fuzz targets, where offsets come from untrusted files,
-    # keep the check (fuzz/CMakeLists.txt).
-    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize=pointer-overflow
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined
                                              -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
