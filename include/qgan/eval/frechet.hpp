@@ -148,6 +148,8 @@ class frechet_reference {
     requires std::same_as<Gaussian, gaussian>
   explicit frechet_reference(Gaussian reference)
       : reference_(validated(std::move(reference))),
+        // The matrix type spelled through the parameter: dependent, so the eigensolver
+        // is instantiated with this constructor, not wherever the class is defined.
         sqrt_covariance_(detail::psd_sqrt<decltype(reference.covariance)>(reference_.covariance)) {}
 
   template <class Gaussian = gaussian>
